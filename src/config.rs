@@ -1,0 +1,613 @@
+//! Configuration: environment pairs and command-line flags in, a validated [`Config`] out.
+//!
+//! This module owns the table of settings ([`SETTINGS`]): every variable, its flag, its default and
+//! its help line. `--help`, the README and the parser all read that one table. Parsing is pure: the
+//! caller hands in the environment (read once by `main`) and the flags; nothing here touches the
+//! process, files or sockets. Every error names the variable or flag, the bad value and what is
+//! accepted, so the operator can fix it from the one line they see.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::state::Health;
+
+/// One setting: an environment variable, the `healthd serve` flag that overrides it, its default
+/// as shown to the user, and one line of help.
+pub struct Setting {
+    pub var: &'static str,
+    pub flag: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// Every setting healthd reads. Order is the order of `--help` and the README table.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        var: "DYN_SYSTEM_PORT",
+        flag: "--port",
+        default: "8081",
+        help: "port of the system status server; 0 = any free port, negative = server off",
+    },
+    Setting {
+        var: "DYN_SYSTEM_HOST",
+        flag: "--host",
+        default: "0.0.0.0",
+        help: "address to bind: an IPv4 or IPv6 literal (or localhost)",
+    },
+    Setting {
+        var: "DYN_SYSTEM_ENABLED",
+        flag: "--enabled",
+        default: "true",
+        help: "false turns the server off (healthd logs one line and exits 0)",
+    },
+    Setting {
+        var: "DYN_SYSTEM_STARTING_HEALTH_STATUS",
+        flag: "--starting-health-status",
+        default: "notready",
+        help: "status before the host process says anything: ready or notready",
+    },
+    Setting {
+        var: "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS",
+        flag: "--use-endpoint-health-status",
+        default: "[]",
+        help: "endpoints that must all be ready, e.g. [generate, clear_kv_blocks]",
+    },
+    Setting {
+        var: "DYN_SYSTEM_HEALTH_PATH",
+        flag: "--health-path",
+        default: "/health",
+        help: "path of the health route",
+    },
+    Setting {
+        var: "DYN_SYSTEM_LIVE_PATH",
+        flag: "--live-path",
+        default: "/live",
+        help: "path of the liveness route",
+    },
+    Setting {
+        var: "HEALTHD_SHUTDOWN_GRACE",
+        flag: "--shutdown-grace",
+        default: "5s",
+        help: "after SIGTERM/SIGINT, keep answering (not ready) this long, then exit 0",
+    },
+];
+
+/// Why the server does not run at all (a valid configuration that says "off").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disabled {
+    /// `DYN_SYSTEM_ENABLED=false`.
+    NotEnabled,
+    /// A negative `DYN_SYSTEM_PORT`.
+    NegativePort(i64),
+}
+
+impl fmt::Display for Disabled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Disabled::NotEnabled => write!(f, "DYN_SYSTEM_ENABLED=false"),
+            Disabled::NegativePort(p) => write!(f, "DYN_SYSTEM_PORT={p} is negative"),
+        }
+    }
+}
+
+/// The validated configuration of `healthd serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `Err` when the configuration turns the server off.
+    pub listen: Result<SocketAddr, Disabled>,
+    pub starting: Health,
+    /// Required endpoints, sorted and de-duplicated.
+    pub required: Vec<String>,
+    pub health_path: String,
+    pub live_path: String,
+    pub shutdown_grace: Duration,
+    /// Which setting supplied each non-default value ("DYN_SYSTEM_PORT" or "--port"), so that
+    /// later validation (route collisions) can name it.
+    pub origin: BTreeMap<&'static str, String>,
+}
+
+impl Config {
+    /// The name to show in an error about `var`: the flag if a flag set it, else the variable.
+    pub fn origin_of(&self, var: &'static str) -> &str {
+        self.origin.get(var).map(String::as_str).unwrap_or(var)
+    }
+}
+
+/// A configuration error: which setting, the value it had, and what would have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub name: String,
+    pub value: String,
+    pub expected: String,
+}
+
+impl ConfigError {
+    pub fn new(name: &str, value: &str, expected: impl Into<String>) -> ConfigError {
+        ConfigError {
+            name: name.to_string(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?}: {}", self.name, self.value, self.expected)
+    }
+}
+
+/// The result of loading: the configuration plus warnings about ignored names.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+/// Builds the configuration from the environment and `(flag, value)` pairs; a flag wins over its
+/// variable, an empty value counts as unset.
+pub fn load(
+    env: &BTreeMap<String, String>,
+    flags: &[(String, String)],
+) -> Result<Loaded, ConfigError> {
+    let mut raw: BTreeMap<&'static str, (String, String)> = BTreeMap::new();
+    for s in SETTINGS {
+        if let Some(v) = env.get(s.var).filter(|v| !v.is_empty()) {
+            raw.insert(s.var, (s.var.to_string(), v.clone()));
+        }
+    }
+    for (flag, value) in flags {
+        let Some(s) = SETTINGS.iter().find(|s| s.flag == flag) else {
+            return Err(ConfigError::new(
+                flag,
+                value,
+                "unknown flag; see healthd --help",
+            ));
+        };
+        if value.is_empty() {
+            raw.remove(s.var);
+        } else {
+            raw.insert(s.var, (flag.clone(), value.clone()));
+        }
+    }
+    let get = |var: &'static str| raw.get(var).map(|(n, v)| (n.as_str(), v.trim()));
+
+    let enabled = match get("DYN_SYSTEM_ENABLED") {
+        None => true,
+        Some((_, "true")) => true,
+        Some((_, "false")) => false,
+        Some((n, v)) => return Err(ConfigError::new(n, v, "expected true or false")),
+    };
+    let port = match get("DYN_SYSTEM_PORT") {
+        None => 8081,
+        Some((n, v)) => parse_port(v).map_err(|e| ConfigError::new(n, v, e))?,
+    };
+    let host = match get("DYN_SYSTEM_HOST") {
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        Some((n, v)) => parse_host(v).map_err(|e| ConfigError::new(n, v, e))?,
+    };
+    let starting = match get("DYN_SYSTEM_STARTING_HEALTH_STATUS") {
+        None => Health::NotReady,
+        Some((_, "ready")) => Health::Ready,
+        Some((_, "notready")) => Health::NotReady,
+        Some((n, v)) => return Err(ConfigError::new(n, v, "expected ready or notready")),
+    };
+    let required = match get("DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS") {
+        None => Vec::new(),
+        Some((n, v)) => parse_endpoint_list(v).map_err(|e| ConfigError::new(n, v, e))?,
+    };
+    let path = |var: &'static str, default: &str| match get(var) {
+        None => Ok(default.to_string()),
+        Some((n, v)) => parse_path(v)
+            .map(str::to_string)
+            .map_err(|e| ConfigError::new(n, v, e)),
+    };
+    let health_path = path("DYN_SYSTEM_HEALTH_PATH", "/health")?;
+    let live_path = path("DYN_SYSTEM_LIVE_PATH", "/live")?;
+    if health_path == live_path {
+        let (n, _) = get("DYN_SYSTEM_LIVE_PATH")
+            .or(get("DYN_SYSTEM_HEALTH_PATH"))
+            .unwrap_or(("DYN_SYSTEM_LIVE_PATH", ""));
+        return Err(ConfigError::new(
+            n,
+            &live_path,
+            "the health path and the live path must differ",
+        ));
+    }
+    let shutdown_grace = match get("HEALTHD_SHUTDOWN_GRACE") {
+        None => Duration::from_secs(5),
+        Some((n, v)) => parse_duration(v).map_err(|e| ConfigError::new(n, v, e))?,
+    };
+
+    let listen = if !enabled {
+        Err(Disabled::NotEnabled)
+    } else if port < 0 {
+        Err(Disabled::NegativePort(port))
+    } else {
+        Ok(SocketAddr::new(host, port as u16))
+    };
+    let origin = raw.iter().map(|(k, (n, _))| (*k, n.clone())).collect();
+    Ok(Loaded {
+        config: Config {
+            listen,
+            starting,
+            required,
+            health_path,
+            live_path,
+            shutdown_grace,
+            origin,
+        },
+        warnings: unknown_name_warnings(env),
+    })
+}
+
+/// `DYN_SYSTEM_PORT`: an integer; negative means off, 0 means any free port.
+fn parse_port(v: &str) -> Result<i64, &'static str> {
+    const EXPECTED: &str =
+        "expected an integer from -1 to 65535 (0 = any free port, negative disables the server)";
+    match v.parse::<i64>() {
+        Ok(p) if p <= 65535 => Ok(p),
+        _ => Err(EXPECTED),
+    }
+}
+
+/// `DYN_SYSTEM_HOST`: IP literals only, because a scratch image has no resolver.
+pub fn parse_host(v: &str) -> Result<IpAddr, &'static str> {
+    if v.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    let bare = v
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(v);
+    bare.parse::<IpAddr>().map_err(|_| {
+        "expected an IP address such as 0.0.0.0, 127.0.0.1, :: or [::1] (host names are not resolved)"
+    })
+}
+
+/// The figment array syntax Dynamo accepts: `[]`, `[generate]`, `["a", "b"]`, `[a, 'b']`.
+pub fn parse_endpoint_list(v: &str) -> Result<Vec<String>, String> {
+    const EXPECTED: &str =
+        "expected a list in brackets such as [generate] or [\"generate\", \"clear_kv_blocks\"]";
+    let inner = v
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or_else(|| EXPECTED.to_string())?;
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::new();
+    for item in inner.split(',') {
+        let item = item.trim();
+        let name = match item.as_bytes() {
+            [q @ (b'"' | b'\''), .., last] if last == q && item.len() >= 2 => {
+                &item[1..item.len() - 1]
+            }
+            _ => item,
+        };
+        if name.is_empty() {
+            return Err(format!("{EXPECTED}; an item is empty"));
+        }
+        check_endpoint_name(name).map_err(|e| format!("endpoint {name:?}: {e}"))?;
+        names.push(name.to_string());
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Endpoint names travel through URLs, the readiness file and metric labels, so they are limited
+/// to a safe alphabet.
+pub fn check_endpoint_name(name: &str) -> Result<(), &'static str> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("names use letters, digits, '_', '-' and '.' (at most 128)")
+    }
+}
+
+/// A route path: starts with '/', no query, fragment, spaces or control characters.
+fn parse_path(v: &str) -> Result<&str, &'static str> {
+    let ok = v.starts_with('/')
+        && v.len() <= 256
+        && v.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+    if ok {
+        Ok(v)
+    } else {
+        Err("expected a path starting with '/' (no spaces, '?' or '#'), such as /health")
+    }
+}
+
+/// Durations: `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds (`1.5`).
+pub fn parse_duration(v: &str) -> Result<Duration, &'static str> {
+    const EXPECTED: &str = "expected a duration such as 500ms, 5s, 2m or a number of seconds";
+    let v = v.trim();
+    let (num, unit) = match v.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(EXPECTED),
+    };
+    let n: f64 = num.parse().map_err(|_| EXPECTED)?;
+    if !(num.bytes().all(|b| b.is_ascii_digit() || b == b'.')) || !n.is_finite() {
+        return Err(EXPECTED);
+    }
+    Duration::try_from_secs_f64(n * scale).map_err(|_| EXPECTED)
+}
+
+/// Warnings for ignored names: any unknown `HEALTHD_*` variable, and a `DYN_SYSTEM_*` variable that
+/// is one edit away from a known one (Dynamo ignores unknown names silently; a typo then leaves the
+/// default in force, which is the hardest mistake to see).
+fn unknown_name_warnings(env: &BTreeMap<String, String>) -> Vec<String> {
+    let known = |name: &str| SETTINGS.iter().any(|s| s.var == name) || EXTRA_KNOWN.contains(&name);
+    let mut out = Vec::new();
+    for name in env.keys() {
+        if known(name) {
+            continue;
+        }
+        let near = SETTINGS
+            .iter()
+            .map(|s| s.var)
+            .chain(EXTRA_KNOWN.iter().copied())
+            .find(|k| edit_distance(k, name) == 1);
+        if let Some(near) = near {
+            out.push(format!(
+                "ignoring {name}: unknown variable; did you mean {near}?"
+            ));
+        } else if name.starts_with("HEALTHD_") {
+            out.push(format!(
+                "ignoring {name}: unknown variable; see healthd --help"
+            ));
+        }
+    }
+    out
+}
+
+/// Variables read elsewhere (not serve settings) that must not draw an "unknown" warning.
+const EXTRA_KNOWN: &[&str] = &[];
+
+/// Edit distance counting a swap of two neighbours as one edit (`PROT` is one edit from `PORT`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn check(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        load(&env(pairs), &[])
+            .map(|l| l.config)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = check(&[]).unwrap();
+        assert_eq!(c.listen, Ok("0.0.0.0:8081".parse().unwrap()));
+        assert_eq!(c.starting, Health::NotReady);
+        assert!(c.required.is_empty());
+        assert_eq!(
+            (c.health_path.as_str(), c.live_path.as_str()),
+            ("/health", "/live")
+        );
+        assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn ports() {
+        type Want = Result<Result<u16, Disabled>, ()>;
+        let cases: &[(&str, Want)] = &[
+            ("0", Ok(Ok(0))),
+            ("1", Ok(Ok(1))),
+            ("8081", Ok(Ok(8081))),
+            ("40000", Ok(Ok(40000))),
+            ("65535", Ok(Ok(65535))),
+            ("", Ok(Ok(8081))),
+            (" 9000 ", Ok(Ok(9000))),
+            ("-1", Ok(Err(Disabled::NegativePort(-1)))),
+            ("-40000", Ok(Err(Disabled::NegativePort(-40000)))),
+            ("65536", Err(())),
+            ("abc", Err(())),
+            ("8081.0", Err(())),
+            ("0x10", Err(())),
+        ];
+        for (v, want) in cases {
+            let got = check(&[("DYN_SYSTEM_PORT", v)]);
+            match (want, got) {
+                (Ok(w), Ok(c)) => assert_eq!(c.listen.map(|a| a.port()), *w, "port {v:?}"),
+                (Err(()), Err(e)) => assert_eq!(
+                    e,
+                    format!(
+                        "DYN_SYSTEM_PORT={v:?}: expected an integer from -1 to 65535 (0 = any free port, negative disables the server)"
+                    )
+                ),
+                (w, g) => panic!("port {v:?}: want {w:?}, got {g:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        for (v, want) in [
+            ("127.0.0.1", Some("127.0.0.1")),
+            ("::", Some("::")),
+            ("[::1]", Some("::1")),
+            ("::1", Some("::1")),
+            ("localhost", Some("127.0.0.1")),
+            ("example.com", None),
+            ("[127.0.0.1", None),
+        ] {
+            let got = check(&[("DYN_SYSTEM_HOST", v)]).map(|c| c.listen.unwrap().ip().to_string());
+            assert_eq!(got.ok().as_deref(), want, "host {v:?}");
+        }
+    }
+
+    #[test]
+    fn enabled_and_starting() {
+        assert_eq!(
+            check(&[("DYN_SYSTEM_ENABLED", "false")]).unwrap().listen,
+            Err(Disabled::NotEnabled)
+        );
+        assert!(
+            check(&[("DYN_SYSTEM_ENABLED", "true")])
+                .unwrap()
+                .listen
+                .is_ok()
+        );
+        assert_eq!(
+            check(&[("DYN_SYSTEM_ENABLED", "yes")]).unwrap_err(),
+            "DYN_SYSTEM_ENABLED=\"yes\": expected true or false"
+        );
+        assert_eq!(
+            check(&[("DYN_SYSTEM_STARTING_HEALTH_STATUS", "ready")])
+                .unwrap()
+                .starting,
+            Health::Ready
+        );
+        assert_eq!(
+            check(&[("DYN_SYSTEM_STARTING_HEALTH_STATUS", "Ready")]).unwrap_err(),
+            "DYN_SYSTEM_STARTING_HEALTH_STATUS=\"Ready\": expected ready or notready"
+        );
+    }
+
+    #[test]
+    fn endpoint_lists() {
+        let ok: &[(&str, &[&str])] = &[
+            ("[]", &[]),
+            ("[ ]", &[]),
+            ("[\"generate\"]", &["generate"]),
+            (
+                "[generate, clear_kv_blocks]",
+                &["clear_kv_blocks", "generate"],
+            ),
+            ("[\"a\", \"b\"]", &["a", "b"]),
+            ("['a','a']", &["a"]),
+        ];
+        for (v, want) in ok {
+            assert_eq!(parse_endpoint_list(v).unwrap(), *want, "{v}");
+        }
+        for v in [
+            "generate",
+            "[a,,b]",
+            "[a,]",
+            "[\"a b\"]",
+            "[\"\"]",
+            "[a",
+            "[a/b]",
+        ] {
+            assert!(parse_endpoint_list(v).is_err(), "{v} should fail");
+        }
+    }
+
+    #[test]
+    fn paths() {
+        let c = check(&[
+            ("DYN_SYSTEM_HEALTH_PATH", "/healthz"),
+            ("DYN_SYSTEM_LIVE_PATH", "/alive"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.health_path.as_str(), c.live_path.as_str()),
+            ("/healthz", "/alive")
+        );
+        assert!(check(&[("DYN_SYSTEM_HEALTH_PATH", "health")]).is_err());
+        assert!(check(&[("DYN_SYSTEM_LIVE_PATH", "/a b")]).is_err());
+        assert_eq!(
+            check(&[("DYN_SYSTEM_LIVE_PATH", "/health")]).unwrap_err(),
+            "DYN_SYSTEM_LIVE_PATH=\"/health\": the health path and the live path must differ"
+        );
+    }
+
+    #[test]
+    fn flags_win_and_are_named() {
+        let flags = vec![("--port".to_string(), "9000".to_string())];
+        let l = load(&env(&[("DYN_SYSTEM_PORT", "7000")]), &flags).unwrap();
+        assert_eq!(l.config.listen.clone().unwrap().port(), 9000);
+        assert_eq!(l.config.origin_of("DYN_SYSTEM_PORT"), "--port");
+        let bad = vec![("--port".to_string(), "x".to_string())];
+        assert!(
+            load(&env(&[]), &bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--port=\"x\"")
+        );
+        let unknown = vec![("--nope".to_string(), "1".to_string())];
+        assert_eq!(
+            load(&env(&[]), &unknown).unwrap_err().to_string(),
+            "--nope=\"1\": unknown flag; see healthd --help"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        for (v, ms) in [
+            ("5s", 5000),
+            ("500ms", 500),
+            ("2m", 120_000),
+            ("1.5", 1500),
+            ("0", 0),
+        ] {
+            assert_eq!(parse_duration(v).unwrap(), Duration::from_millis(ms), "{v}");
+        }
+        for v in ["", "-1s", "5x", "s", "1e3", "inf"] {
+            assert!(parse_duration(v).is_err(), "{v}");
+        }
+    }
+
+    #[test]
+    fn typo_warnings() {
+        let w = unknown_name_warnings(&env(&[
+            ("DYN_SYSTEM_PROT", "1"),
+            ("DYN_SYSTEM_OTHER_THING", "1"),
+            ("HEALTHD_X", ""),
+        ]));
+        assert_eq!(
+            w,
+            vec![
+                "ignoring DYN_SYSTEM_PROT: unknown variable; did you mean DYN_SYSTEM_PORT?"
+                    .to_string(),
+                "ignoring HEALTHD_X: unknown variable; see healthd --help".to_string(),
+            ]
+        );
+    }
+}

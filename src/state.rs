@@ -1,0 +1,346 @@
+//! The state model: the process status, the endpoints, the required list and draining, and the
+//! readiness cascade that turns them into one answer.
+//!
+//! Pure: no clock (time comes in as an argument), no files, no signals, no sockets. Sources (file
+//! watcher, signals, CLI) describe a change as an [`Update`]; [`State::apply`] performs it and says
+//! whether anything changed. Every dialect renders the same [`State`]; none keeps state of its own.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Ready or not ready: Dynamo has exactly these two values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Health {
+    Ready,
+    NotReady,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Ready => "ready",
+            Health::NotReady => "notready",
+        }
+    }
+
+    #[allow(dead_code)] // for the readiness-file source
+    pub fn parse(s: &str) -> Option<Health> {
+        match s {
+            "ready" => Some(Health::Ready),
+            "notready" => Some(Health::NotReady),
+            _ => None,
+        }
+    }
+
+    pub fn is_ready(self) -> bool {
+        self == Health::Ready
+    }
+}
+
+/// Where a change came from, for logs and the `healthd_state_changes_total` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    File,
+    Signal,
+    Notify,
+    Cli,
+}
+
+impl Source {
+    pub const ALL: [Source; 4] = [Source::File, Source::Signal, Source::Notify, Source::Cli];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::File => "file",
+            Source::Signal => "signal",
+            Source::Notify => "notify",
+            Source::Cli => "cli",
+        }
+    }
+}
+
+/// A change a source asks for.
+#[allow(dead_code)] // Process, Endpoint and Replace come with the readiness-file source
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// Set the process status.
+    Process(Health),
+    /// Declare one endpoint's state.
+    Endpoint(String, Health),
+    /// Replace everything declared (the readiness file is the whole truth each time it is read):
+    /// `None` for the process status means "back to the starting status".
+    Replace {
+        process: Option<Health>,
+        endpoints: BTreeMap<String, Health>,
+    },
+    /// Process and every known endpoint (required or declared) set to one value (SIGUSR1/SIGUSR2).
+    All(Health),
+    /// Shutdown began: report not ready from now on, whatever else is said.
+    Drain,
+}
+
+/// The whole health state of the process.
+#[derive(Debug, Clone)]
+pub struct State {
+    started: Instant,
+    starting: Health,
+    process: Health,
+    required: Vec<String>,
+    declared: BTreeMap<String, Health>,
+    draining: bool,
+    changes: [u64; Source::ALL.len()],
+}
+
+impl State {
+    /// A new state at `started`, with the starting status and the sorted required list.
+    pub fn new(started: Instant, starting: Health, required: Vec<String>) -> State {
+        State {
+            started,
+            starting,
+            process: starting,
+            required,
+            declared: BTreeMap::new(),
+            draining: false,
+            changes: [0; Source::ALL.len()],
+        }
+    }
+
+    /// Applies `update`; returns true when the observable state changed.
+    pub fn apply(&mut self, update: Update, source: Source) -> bool {
+        let before = (self.process, self.declared.clone(), self.draining);
+        match update {
+            Update::Process(h) => self.process = h,
+            Update::Endpoint(name, h) => {
+                self.declared.insert(name, h);
+            }
+            Update::Replace { process, endpoints } => {
+                self.process = process.unwrap_or(self.starting);
+                self.declared = endpoints;
+            }
+            Update::All(h) => {
+                self.process = h;
+                for name in &self.required {
+                    self.declared.insert(name.clone(), h);
+                }
+                for v in self.declared.values_mut() {
+                    *v = h;
+                }
+            }
+            Update::Drain => self.draining = true,
+        }
+        let changed = before != (self.process, self.declared.clone(), self.draining);
+        if changed {
+            self.changes[source as usize] += 1;
+        }
+        changed
+    }
+
+    /// The overall readiness (dynamo.md section 3): every required endpoint ready if the list is
+    /// non-empty, otherwise the process status; never ready while draining.
+    pub fn health(&self) -> Health {
+        let ready = !self.draining
+            && if self.required.is_empty() {
+                self.process.is_ready()
+            } else {
+                self.required
+                    .iter()
+                    .all(|n| self.endpoint_raw(n).is_ready())
+            };
+        if ready {
+            Health::Ready
+        } else {
+            Health::NotReady
+        }
+    }
+
+    /// The process status as set by the host (starting status until told otherwise).
+    pub fn process(&self) -> Health {
+        if self.draining {
+            Health::NotReady
+        } else {
+            self.process
+        }
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining
+    }
+
+    #[allow(dead_code)] // for the readiness-file source
+    pub fn required(&self) -> &[String] {
+        &self.required
+    }
+
+    /// One endpoint: declared state, else its seeded (starting) state if required, else unknown.
+    /// While draining every endpoint reads notready, as Dynamo marks them before it drains.
+    pub fn endpoint(&self, name: &str) -> Option<Health> {
+        let known = self.declared.contains_key(name) || self.required.iter().any(|r| r == name);
+        known.then(|| {
+            if self.draining {
+                Health::NotReady
+            } else {
+                self.endpoint_raw(name)
+            }
+        })
+    }
+
+    fn endpoint_raw(&self, name: &str) -> Health {
+        self.declared.get(name).copied().unwrap_or(self.starting)
+    }
+
+    /// Every known endpoint (required and declared), sorted by name, with its state.
+    pub fn endpoints(&self) -> impl Iterator<Item = (&str, Health)> + '_ {
+        let mut req = self.required.iter().map(String::as_str).peekable();
+        let mut dec = self.declared.keys().map(String::as_str).peekable();
+        std::iter::from_fn(move || {
+            let name = match (req.peek(), dec.peek()) {
+                (Some(a), Some(b)) if a == b => {
+                    dec.next();
+                    req.next()
+                }
+                (Some(a), Some(b)) if a < b => req.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => dec.next(),
+                (Some(_), None) => req.next(),
+                (None, None) => None,
+            }?;
+            Some((name, self.endpoint(name).unwrap_or(Health::NotReady)))
+        })
+    }
+
+    /// Time since the state was created.
+    pub fn uptime(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+
+    /// How many changes each source made, in [`Source::ALL`] order.
+    pub fn changes(&self) -> impl Iterator<Item = (Source, u64)> + '_ {
+        Source::ALL.iter().map(|s| (*s, self.changes[*s as usize]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Health::{NotReady, Ready};
+
+    fn state(starting: Health, required: &[&str]) -> State {
+        State::new(
+            Instant::now(),
+            starting,
+            required.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    fn eps(s: &State) -> Vec<(String, Health)> {
+        s.endpoints().map(|(n, h)| (n.to_string(), h)).collect()
+    }
+
+    #[test]
+    fn cascade_table() {
+        // (starting, required, updates, expected overall health)
+        let ep = |n: &str, h| Update::Endpoint(n.to_string(), h);
+        let cases: Vec<(Health, &[&str], Vec<Update>, Health)> = vec![
+            (NotReady, &[], vec![], NotReady),
+            (Ready, &[], vec![], Ready),
+            (NotReady, &[], vec![Update::Process(Ready)], Ready),
+            (Ready, &["generate"], vec![], Ready),
+            (NotReady, &["generate"], vec![], NotReady),
+            (
+                NotReady,
+                &["generate"],
+                vec![Update::Process(Ready)],
+                NotReady,
+            ),
+            (NotReady, &["generate"], vec![ep("generate", Ready)], Ready),
+            (NotReady, &["a", "b"], vec![ep("a", Ready)], NotReady),
+            (
+                NotReady,
+                &["a", "b"],
+                vec![ep("a", Ready), ep("b", Ready)],
+                Ready,
+            ),
+            (Ready, &["a"], vec![ep("a", NotReady)], NotReady),
+            (NotReady, &[], vec![ep("x", Ready)], NotReady),
+            (Ready, &[], vec![ep("x", NotReady)], Ready),
+            (NotReady, &["a"], vec![Update::All(Ready)], Ready),
+            (Ready, &["a"], vec![Update::All(NotReady)], NotReady),
+            (Ready, &[], vec![Update::Drain], NotReady),
+            (
+                Ready,
+                &["a"],
+                vec![Update::Drain, Update::All(Ready)],
+                NotReady,
+            ),
+            (
+                NotReady,
+                &["a"],
+                vec![
+                    ep("a", Ready),
+                    Update::Replace {
+                        process: None,
+                        endpoints: BTreeMap::new(),
+                    },
+                ],
+                NotReady,
+            ),
+        ];
+        for (i, (starting, required, updates, want)) in cases.into_iter().enumerate() {
+            let mut s = state(starting, required);
+            for u in updates {
+                s.apply(u, Source::Cli);
+            }
+            assert_eq!(s.health(), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn documented_example() {
+        let mut s = state(NotReady, &["generate"]);
+        assert_eq!(eps(&s), vec![("generate".into(), NotReady)]);
+        for n in ["generate", "clear_kv_blocks", "load_metrics"] {
+            s.apply(Update::Endpoint(n.into(), Ready), Source::File);
+        }
+        assert_eq!(s.health(), Ready);
+        let names: Vec<_> = eps(&s).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["clear_kv_blocks", "generate", "load_metrics"]);
+    }
+
+    #[test]
+    fn endpoints_merge_sorted_and_drain_marks_notready() {
+        let mut s = state(Ready, &["b", "d"]);
+        s.apply(Update::Endpoint("a".into(), Ready), Source::File);
+        s.apply(Update::Endpoint("d".into(), NotReady), Source::File);
+        s.apply(Update::Endpoint("e".into(), Ready), Source::File);
+        assert_eq!(
+            eps(&s),
+            vec![
+                ("a".into(), Ready),
+                ("b".into(), Ready),
+                ("d".into(), NotReady),
+                ("e".into(), Ready)
+            ]
+        );
+        assert_eq!(s.endpoint("zzz"), None);
+        s.apply(Update::Drain, Source::Signal);
+        assert!(eps(&s).iter().all(|(_, h)| *h == NotReady));
+        assert_eq!(s.process(), NotReady);
+    }
+
+    #[test]
+    fn changes_are_counted_only_when_something_changed() {
+        let mut s = state(NotReady, &[]);
+        assert!(s.apply(Update::Process(Ready), Source::Signal));
+        assert!(!s.apply(Update::Process(Ready), Source::Signal));
+        assert!(s.apply(Update::Process(NotReady), Source::File));
+        let counts: Vec<_> = s.changes().collect();
+        assert_eq!(
+            counts,
+            vec![
+                (Source::File, 1),
+                (Source::Signal, 1),
+                (Source::Notify, 0),
+                (Source::Cli, 0)
+            ]
+        );
+    }
+}
