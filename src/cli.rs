@@ -8,6 +8,11 @@ use crate::config::SETTINGS;
 pub enum Command {
     /// `healthd [serve] [--flag value ...]`: the flags as `(flag, value)` pairs.
     Serve(Vec<(String, String)>),
+    /// `healthd run [--flag value ...] [--] CMD [ARGS...]`: serve and supervise CMD.
+    Run {
+        flags: Vec<(String, String)>,
+        argv: Vec<String>,
+    },
     Help,
     Version,
 }
@@ -29,18 +34,61 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         Some(a) if a.starts_with('-') => ("serve", args),
         Some(a) => (a, &args[1..]),
     };
-    if rest.iter().any(|a| a == "-h" || a == "--help") || sub == "help" {
+    // For `run`, only the arguments before the child's command belong to healthd.
+    let own = match sub {
+        "run" => {
+            &rest[..rest
+                .iter()
+                .position(|a| !a.starts_with('-'))
+                .unwrap_or(rest.len())]
+        }
+        _ => rest,
+    };
+    if own.iter().any(|a| a == "-h" || a == "--help") || sub == "help" {
         return Ok(Command::Help);
     }
-    if rest.iter().any(|a| a == "-V" || a == "--version") || sub == "version" {
+    if own.iter().any(|a| a == "-V" || a == "--version") || sub == "version" {
         return Ok(Command::Version);
     }
     match sub {
         "serve" => parse_flags(rest).map(Command::Serve),
+        "run" => parse_run(rest),
         other => Err(UsageError(format!(
-            "unknown command {other:?} (expected serve)"
+            "unknown command {other:?} (expected serve or run)"
         ))),
     }
+}
+
+/// `[--flag value ...] [--] CMD [ARGS...]`: flags up to `--` or the first word that is not a flag.
+fn parse_run(args: &[String]) -> Result<Command, UsageError> {
+    let mut i = 0;
+    let mut flag_args = Vec::new();
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if !a.starts_with("--") {
+            break;
+        }
+        flag_args.push(a.clone());
+        if !a.contains('=')
+            && let Some(v) = args.get(i + 1)
+        {
+            flag_args.push(v.clone());
+            i += 1;
+        }
+        i += 1;
+    }
+    let argv = args[i..].to_vec();
+    if argv.is_empty() {
+        return Err(UsageError(
+            "healthd run needs a command to run, e.g. healthd run -- python app.py".into(),
+        ));
+    }
+    let flags = parse_flags(&flag_args)?;
+    Ok(Command::Run { flags, argv })
 }
 
 /// `--name value` or `--name=value`, each a known serve flag.
@@ -72,6 +120,9 @@ pub fn help() -> String {
     let mut s = format!(
         "healthd {}: Dynamo-compatible health and liveness endpoints for any container\n\n\
          USAGE:\n    healthd [serve] [FLAGS]     serve the health endpoints (the default)\n\
+         \x20   healthd run [FLAGS] [--] CMD [ARGS...]\n\
+         \x20                               serve, and supervise CMD: exports NOTIFY_SOCKET, forwards\n\
+         \x20                               SIGTERM/SIGINT/SIGHUP/SIGQUIT, exits with its code\n\
          \x20   healthd --help | --version\n\n\
          SETTINGS (a flag wins over its variable; an empty value counts as unset):\n",
         env!("CARGO_PKG_VERSION")
@@ -127,8 +178,28 @@ mod tests {
         );
         assert_eq!(
             check(&["frobnicate"]),
-            Err("unknown command \"frobnicate\" (expected serve); see healthd --help".to_string())
+            Err(
+                "unknown command \"frobnicate\" (expected serve or run); see healthd --help"
+                    .to_string()
+            )
         );
+        let run = |flags: Vec<(String, String)>, argv: &[&str]| {
+            Ok(Command::Run {
+                flags,
+                argv: argv.iter().map(|s| s.to_string()).collect(),
+            })
+        };
+        assert_eq!(check(&["run", "sleep", "1"]), run(vec![], &["sleep", "1"]));
+        assert_eq!(
+            check(&["run", "--port", "0", "--", "app", "--help"]),
+            run(vec![pair("--port", "0")], &["app", "--help"])
+        );
+        assert_eq!(
+            check(&["run", "--live=shallow", "app", "-x"]),
+            run(vec![pair("--live", "shallow")], &["app", "-x"])
+        );
+        assert!(check(&["run"]).is_err());
+        assert!(check(&["run", "--"]).is_err());
     }
 
     #[test]

@@ -72,7 +72,34 @@ pub const SETTINGS: &[Setting] = &[
         default: "5s",
         help: "after SIGTERM/SIGINT, keep answering (not ready) this long, then exit 0",
     },
+    Setting {
+        var: "HEALTHD_HEARTBEAT_TIMEOUT",
+        flag: "--heartbeat-timeout",
+        default: "off",
+        help: "not live unless the host shows progress this often (WATCHDOG=1 on the notify socket)",
+    },
+    Setting {
+        var: "HEALTHD_LIVE",
+        flag: "--live",
+        default: "dynamo",
+        help: "dynamo: the live path answers like the health path; shallow: 200 while alive",
+    },
+    Setting {
+        var: "HEALTHD_NOTIFY_SOCKET",
+        flag: "--notify-socket",
+        default: "off (healthd run: @healthd-PID)",
+        help: "sd_notify datagram socket: a path, or @name for the abstract namespace",
+    },
 ];
+
+/// What the Dynamo live path means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveMode {
+    /// Dynamo's behaviour: the live path answers exactly like the health path.
+    Dynamo,
+    /// 200 whenever the process is alive (heartbeat fresh, child running), whatever the readiness.
+    Shallow,
+}
 
 /// Why the server does not run at all (a valid configuration that says "off").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +130,9 @@ pub struct Config {
     pub health_path: String,
     pub live_path: String,
     pub shutdown_grace: Duration,
+    pub heartbeat_timeout: Option<Duration>,
+    pub live_mode: LiveMode,
+    pub notify_socket: Option<String>,
     /// Which setting supplied each non-default value ("DYN_SYSTEM_PORT" or "--port"), so that
     /// later validation (route collisions) can name it.
     pub origin: BTreeMap<&'static str, String>,
@@ -221,6 +251,33 @@ pub fn load(
         Some((n, v)) => parse_duration(v).map_err(|e| ConfigError::new(n, v, e))?,
     };
 
+    let heartbeat_timeout = match get("HEALTHD_HEARTBEAT_TIMEOUT") {
+        None | Some((_, "off")) => None,
+        Some((n, v)) => match parse_duration(v) {
+            Ok(d) if !d.is_zero() => Some(d),
+            _ => {
+                return Err(ConfigError::new(
+                    n,
+                    v,
+                    "expected a duration above zero such as 10s, or off",
+                ));
+            }
+        },
+    };
+    let live_mode = match get("HEALTHD_LIVE") {
+        None | Some((_, "dynamo")) => LiveMode::Dynamo,
+        Some((_, "shallow")) => LiveMode::Shallow,
+        Some((n, v)) => return Err(ConfigError::new(n, v, "expected dynamo or shallow")),
+    };
+    let notify_socket = match get("HEALTHD_NOTIFY_SOCKET") {
+        None => None,
+        Some((n, v)) => Some(
+            parse_socket_name(v)
+                .map_err(|e| ConfigError::new(n, v, e))?
+                .to_string(),
+        ),
+    };
+
     let listen = if !enabled {
         Err(Disabled::NotEnabled)
     } else if port < 0 {
@@ -237,6 +294,9 @@ pub fn load(
             health_path,
             live_path,
             shutdown_grace,
+            heartbeat_timeout,
+            live_mode,
+            notify_socket,
             origin,
         },
         warnings: unknown_name_warnings(env),
@@ -323,6 +383,19 @@ fn parse_path(v: &str) -> Result<&str, &'static str> {
         Ok(v)
     } else {
         Err("expected a path starting with '/' (no spaces, '?' or '#'), such as /health")
+    }
+}
+
+/// A Unix socket address: a path, or `@name` in the abstract namespace (108 bytes at most).
+fn parse_socket_name(v: &str) -> Result<&str, &'static str> {
+    let ok = v.len() > 1
+        && v.len() < 108
+        && !v.contains('\0')
+        && (v.starts_with('@') || !v.ends_with('/'));
+    if ok {
+        Ok(v)
+    } else {
+        Err("expected a socket path (under 108 bytes) or @name for the abstract namespace")
     }
 }
 
@@ -576,6 +649,28 @@ mod tests {
             load(&env(&[]), &unknown).unwrap_err().to_string(),
             "--nope=\"1\": unknown flag; see healthd --help"
         );
+    }
+
+    #[test]
+    fn liveness_settings() {
+        let c = check(&[]).unwrap();
+        assert_eq!(
+            (c.heartbeat_timeout, c.live_mode, c.notify_socket),
+            (None, LiveMode::Dynamo, None)
+        );
+        let c = check(&[
+            ("HEALTHD_HEARTBEAT_TIMEOUT", "10s"),
+            ("HEALTHD_LIVE", "shallow"),
+            ("HEALTHD_NOTIFY_SOCKET", "@healthd"),
+        ])
+        .unwrap();
+        assert_eq!(c.heartbeat_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(c.live_mode, LiveMode::Shallow);
+        assert_eq!(c.notify_socket.as_deref(), Some("@healthd"));
+        assert!(check(&[("HEALTHD_HEARTBEAT_TIMEOUT", "0")]).is_err());
+        assert!(check(&[("HEALTHD_LIVE", "deep")]).is_err());
+        assert!(check(&[("HEALTHD_NOTIFY_SOCKET", "@")]).is_err());
+        assert!(check(&[("HEALTHD_NOTIFY_SOCKET", &"x".repeat(200))]).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod routes;
 mod serve;
 mod source;
 mod state;
+mod supervise;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -54,18 +55,29 @@ fn run(args: &[String], env: &BTreeMap<String, String>) -> u8 {
             println!("healthd {}", env!("CARGO_PKG_VERSION"));
             exit::SUCCESS
         }
-        cli::Command::Serve(flags) => {
-            let loaded = match config::load(env, &flags) {
-                Ok(l) => l,
-                Err(e) => return fail(e),
-            };
-            for w in &loaded.warnings {
-                log::warning!("{w}");
-            }
-            match serve::run(loaded.config) {
-                Ok(()) => exit::SUCCESS,
-                Err(e) => fail(e),
-            }
+        cli::Command::Serve(flags) => serve(env, &flags, None),
+        cli::Command::Run { flags, argv } => serve(env, &flags, Some(argv)),
+    }
+}
+
+/// `serve` and `run`: load the configuration, then serve (and supervise `child`).
+fn serve(
+    env: &BTreeMap<String, String>,
+    flags: &[(String, String)],
+    child: Option<Vec<String>>,
+) -> u8 {
+    let loaded = match config::load(env, flags) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    for w in &loaded.warnings {
+        log::warning!("{w}");
+    }
+    match serve::run(loaded.config, child) {
+        Ok(code) => code,
+        Err(e) => {
+            log::line("error: ", format_args!("{}", e.message));
+            e.code
         }
     }
 }

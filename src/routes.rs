@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, LiveMode};
 use crate::dialect::metrics::{self, RequestCounts};
 use crate::dialect::{Head, JSON, TEXT, dynamo, write_json};
 use crate::state::State;
@@ -12,8 +12,10 @@ use crate::state::State;
 /// A route; its label names it in metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// The Dynamo health body: the health path, the live path and the `/ready` alias.
+    /// The Dynamo health body: the health path and the `/ready` alias.
     DynamoHealth(&'static str),
+    /// The Dynamo live path (like health, or shallow: see `HEALTHD_LIVE`).
+    DynamoLive,
     Metrics,
     Metadata,
     Engine,
@@ -23,6 +25,7 @@ impl Route {
     pub fn label(self) -> &'static str {
         match self {
             Route::DynamoHealth(label) => label,
+            Route::DynamoLive => "live",
             Route::Metrics => "metrics",
             Route::Metadata => "metadata",
             Route::Engine => "engine",
@@ -45,6 +48,7 @@ fn fixed(path: &str) -> Option<Route> {
 pub struct Router {
     health_path: String,
     live_path: String,
+    live_mode: LiveMode,
 }
 
 impl Router {
@@ -68,6 +72,7 @@ impl Router {
         Ok(Router {
             health_path: config.health_path.clone(),
             live_path: config.live_path.clone(),
+            live_mode: config.live_mode,
         })
     }
 
@@ -76,7 +81,7 @@ impl Router {
         if path == self.health_path {
             Some(Route::DynamoHealth("health"))
         } else if path == self.live_path {
-            Some(Route::DynamoHealth("live"))
+            Some(Route::DynamoLive)
         } else if path == "/ready" {
             // Dynamo's docs promise /ready; its code never had it. Same answer as health.
             Some(Route::DynamoHealth("ready"))
@@ -109,6 +114,7 @@ impl Router {
         }
         let head = match route {
             Route::DynamoHealth(_) => dynamo::health(state, now, body),
+            Route::DynamoLive => dynamo::live(state, now, self.live_mode, body),
             Route::Metrics => metrics::render(state, counts, now, body),
             Route::Metadata => {
                 body.extend_from_slice(b"Discovery metadata not available");
@@ -202,7 +208,7 @@ mod tests {
         .unwrap();
         let r = Router::new(&c).unwrap();
         assert_eq!(r.route("/hz"), Some(Route::DynamoHealth("health")));
-        assert_eq!(r.route("/lz"), Some(Route::DynamoHealth("live")));
+        assert_eq!(r.route("/lz"), Some(Route::DynamoLive));
         assert_eq!(r.route("/health"), None);
         assert_eq!(r.route("/live"), None);
     }
@@ -219,7 +225,7 @@ mod tests {
         let c = config(&[("DYN_SYSTEM_LIVE_PATH", "/ready")]).unwrap();
         assert_eq!(
             Router::new(&c).unwrap().route("/ready"),
-            Some(Route::DynamoHealth("live"))
+            Some(Route::DynamoLive)
         );
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, LiveMode};
 use crate::dialect::Head;
 use crate::dialect::metrics::RequestCounts;
 use crate::http::{self, Handler, Request};
@@ -13,48 +13,99 @@ use crate::log::info;
 use crate::routes::Router;
 use crate::source::{self, Shared};
 use crate::state::State;
+use crate::supervise;
 
-/// Why serving could not start; `main` turns it into exit code 2.
-pub type StartError = String;
+/// Why serving could not start; `main` turns it into an exit code (2, or 126/127 when the child
+/// of `healthd run` cannot be started).
+#[derive(Debug)]
+pub struct StartError {
+    pub message: String,
+    pub code: u8,
+}
 
-/// Runs the server until shutdown. `Ok(())` is a clean exit (also: disabled by configuration).
-pub fn run(config: Config) -> Result<(), StartError> {
+impl From<String> for StartError {
+    fn from(message: String) -> Self {
+        StartError { message, code: 2 }
+    }
+}
+
+/// Runs the server until shutdown and returns the exit code: 0 after a drain (or when disabled by
+/// configuration), or the supervised child's code under `healthd run` (`child` is its argv).
+pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError> {
     let router = Router::new(&config).map_err(|e| e.to_string())?;
     let addr = match config.listen {
         Ok(addr) => addr,
         Err(why) => {
             info!("server disabled ({why}); exiting");
-            return Ok(());
+            if let Some(argv) = child {
+                // Nothing to serve: become the child, so signals and the exit code are its own.
+                info!("running {argv:?} without a health server");
+                return Err(supervise::exec(&argv));
+            }
+            return Ok(0);
         }
     };
-    let signals =
-        source::signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let state: Shared = Arc::new(Mutex::new(State::new(
-        Instant::now(),
-        config.starting,
-        config.required.clone(),
-    )));
+    let signals = source::signals::install(child.is_some())
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let state: Shared = Arc::new(Mutex::new(
+        State::new(Instant::now(), config.starting, config.required.clone())
+            .with_heartbeat(config.heartbeat_timeout),
+    ));
     let server = http::Server::bind(addr, http::Limits::default()).map_err(|e| {
         format!("cannot listen on {addr}: {e} (set DYN_SYSTEM_PORT or --port to a free port, or 0 for any)")
     })?;
     let bound = server
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    // `healthd run` always has a notify socket: the abstract namespace needs no writable path.
+    let notify = config.notify_socket.clone().or_else(|| {
+        child
+            .as_ref()
+            .map(|_| format!("@healthd-{}", std::process::id()))
+    });
+    if let Some(name) = &notify {
+        let sock = source::notify::bind(name).map_err(|e| {
+            format!("cannot bind the notify socket {name}: {e} (HEALTHD_NOTIFY_SOCKET)")
+        })?;
+        source::notify::spawn(sock, Arc::clone(&state))
+            .map_err(|e| format!("cannot start the notify thread: {e}"))?;
+    }
+    source::watchdog::spawn(Arc::clone(&state))
+        .map_err(|e| format!("cannot start the watchdog thread: {e}"))?;
+    let child = match child {
+        Some(argv) => Some(supervise::spawn(&argv, notify.as_deref())?),
+        None => None,
+    };
     source::signals::spawn(
         signals,
-        Arc::clone(&state),
-        server.stopper(),
-        config.shutdown_grace,
-        None,
+        source::signals::Handling {
+            state: Arc::clone(&state),
+            stopper: server.stopper(),
+            grace: config.shutdown_grace,
+            reload: None,
+            child: child.clone(),
+        },
     )
     .map_err(|e| format!("cannot start the signal thread: {e}"))?;
 
     info!(
-        "health path {}, live path {}, also /ready and /metrics; starting {}; required endpoints [{}]; readiness from: SIGUSR1/SIGUSR2",
+        "health path {}, live path {} ({}), also /ready and /metrics; starting {}; required endpoints [{}]; readiness from: SIGUSR1/SIGUSR2{}; heartbeat {}",
         config.health_path,
         config.live_path,
+        match config.live_mode {
+            LiveMode::Dynamo => "dynamo",
+            LiveMode::Shallow => "shallow",
+        },
         config.starting.as_str(),
         config.required.join(", "),
+        notify
+            .as_deref()
+            .map(|n| format!(", notify socket {n}"))
+            .unwrap_or_default(),
+        config
+            .heartbeat_timeout
+            .map(|t| format!("every {t:?}"))
+            .unwrap_or_else(|| "off".into()),
     );
     info!("listening on {bound}");
     let mut app = App {
@@ -65,8 +116,13 @@ pub fn run(config: Config) -> Result<(), StartError> {
     server
         .run(&mut app)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
+    let code = child.map_or(0, |c| {
+        c.exit
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .clamp(0, 255) as u8
+    });
     info!("stopped");
-    Ok(())
+    Ok(code)
 }
 
 /// The handler the responder calls: routes a request against the shared state.

@@ -77,6 +77,37 @@ pub enum Update {
     All(Health),
     /// Shutdown began: report not ready from now on, whatever else is said.
     Drain,
+    /// The host process showed progress at this instant (heartbeat watchdog).
+    Heartbeat(Instant),
+    /// The supervised child exited with this code (128+N for signal N): not live from now on.
+    Exited(i32),
+    /// A free-form status line from the host process (`STATUS=` on the notify socket).
+    Status(String),
+}
+
+/// Whether the host process counts as alive and making progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Live,
+    /// No heartbeat for this long (more than the configured timeout).
+    Stale(Duration),
+    /// The supervised child exited with this code.
+    Exited(i32),
+}
+
+impl Liveness {
+    pub fn is_live(self) -> bool {
+        self == Liveness::Live
+    }
+
+    /// A short reason for verbose output and logs; empty when live.
+    pub fn reason(self) -> String {
+        match self {
+            Liveness::Live => String::new(),
+            Liveness::Stale(d) => format!("no heartbeat for {:.1}s", d.as_secs_f64()),
+            Liveness::Exited(code) => format!("child exited with code {code}"),
+        }
+    }
 }
 
 /// The whole health state of the process.
@@ -89,6 +120,10 @@ pub struct State {
     declared: BTreeMap<String, Health>,
     draining: bool,
     changes: [u64; Source::ALL.len()],
+    heartbeat_timeout: Option<Duration>,
+    last_beat: Instant,
+    exited: Option<i32>,
+    status_text: Option<String>,
 }
 
 impl State {
@@ -102,11 +137,43 @@ impl State {
             declared: BTreeMap::new(),
             draining: false,
             changes: [0; Source::ALL.len()],
+            heartbeat_timeout: None,
+            last_beat: started,
+            exited: None,
+            status_text: None,
         }
+    }
+
+    /// Turns the heartbeat watchdog on: without a heartbeat for `timeout`, not live.
+    pub fn with_heartbeat(mut self, timeout: Option<Duration>) -> State {
+        self.heartbeat_timeout = timeout;
+        self
     }
 
     /// Applies `update`; returns true when the observable state changed.
     pub fn apply(&mut self, update: Update, source: Source) -> bool {
+        match update {
+            Update::Heartbeat(at) => {
+                let was_stale = !self.liveness(at).is_live();
+                self.last_beat = self.last_beat.max(at);
+                let changed = was_stale && self.liveness(at).is_live();
+                if changed {
+                    self.changes[source as usize] += 1;
+                }
+                return changed;
+            }
+            Update::Exited(code) => {
+                let changed = self.exited != Some(code);
+                self.exited = Some(code);
+                return changed;
+            }
+            Update::Status(text) => {
+                let changed = self.status_text.as_deref() != Some(text.as_str());
+                self.status_text = Some(text);
+                return changed;
+            }
+            _ => {}
+        }
         let before = (self.process, self.declared.clone(), self.draining);
         match update {
             Update::Process(h) => self.process = h,
@@ -127,6 +194,7 @@ impl State {
                 }
             }
             Update::Drain => self.draining = true,
+            Update::Heartbeat(_) | Update::Exited(_) | Update::Status(_) => {}
         }
         let changed = before != (self.process, self.declared.clone(), self.draining);
         if changed {
@@ -160,6 +228,37 @@ impl State {
         } else {
             self.process
         }
+    }
+
+    /// Alive and making progress: the supervised child (if any) still runs and the heartbeat (if
+    /// configured) is fresh at `now`.
+    pub fn liveness(&self, now: Instant) -> Liveness {
+        if let Some(code) = self.exited {
+            return Liveness::Exited(code);
+        }
+        match self.heartbeat_timeout {
+            Some(t) if now.saturating_duration_since(self.last_beat) > t => {
+                Liveness::Stale(now.saturating_duration_since(self.last_beat))
+            }
+            _ => Liveness::Live,
+        }
+    }
+
+    /// When the heartbeat goes stale if none arrives (None without a watchdog).
+    pub fn heartbeat_deadline(&self) -> Option<Instant> {
+        self.heartbeat_timeout.map(|t| self.last_beat + t)
+    }
+
+    /// Time since the last heartbeat (None without a watchdog).
+    pub fn heartbeat_age(&self, now: Instant) -> Option<Duration> {
+        self.heartbeat_timeout
+            .map(|_| now.saturating_duration_since(self.last_beat))
+    }
+
+    /// The last `STATUS=` line from the host process.
+    #[allow(dead_code)] // shown by `healthd status`
+    pub fn status_text(&self) -> Option<&str> {
+        self.status_text.as_deref()
     }
 
     pub fn draining(&self) -> bool {
@@ -324,6 +423,52 @@ mod tests {
         s.apply(Update::Drain, Source::Signal);
         assert!(eps(&s).iter().all(|(_, h)| *h == NotReady));
         assert_eq!(s.process(), NotReady);
+    }
+
+    #[test]
+    fn heartbeat_expiry_and_recovery() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut s = state(Ready, &[]).with_heartbeat(Some(secs(10)));
+        s.started = t0;
+        s.last_beat = t0;
+        let table = [
+            (secs(0), Liveness::Live),
+            (secs(10), Liveness::Live),
+            (secs(11), Liveness::Stale(secs(11))),
+        ];
+        for (at, want) in table {
+            assert_eq!(s.liveness(t0 + at), want, "{at:?}");
+        }
+        assert!(
+            s.apply(Update::Heartbeat(t0 + secs(12)), Source::Notify),
+            "recovery is a change"
+        );
+        assert!(
+            !s.apply(Update::Heartbeat(t0 + secs(13)), Source::Notify),
+            "fresh beats are not"
+        );
+        assert_eq!(s.liveness(t0 + secs(23)), Liveness::Live);
+        assert_eq!(s.liveness(t0 + secs(24)), Liveness::Stale(secs(11)));
+        assert_eq!(
+            s.health(),
+            Ready,
+            "readiness does not depend on the heartbeat"
+        );
+        assert!(s.apply(Update::Exited(143), Source::Cli));
+        assert_eq!(s.liveness(t0 + secs(13)), Liveness::Exited(143));
+        assert_eq!(
+            state(Ready, &[]).liveness(t0 + secs(1_000_000)),
+            Liveness::Live
+        );
+    }
+
+    #[test]
+    fn status_text() {
+        let mut s = state(Ready, &[]);
+        assert!(s.apply(Update::Status("warming up".into()), Source::Notify));
+        assert!(!s.apply(Update::Status("warming up".into()), Source::Notify));
+        assert_eq!(s.status_text(), Some("warming up"));
     }
 
     #[test]

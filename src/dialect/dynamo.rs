@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use super::{Head, JSON, write_json};
+use crate::config::LiveMode;
 use crate::state::State;
 
 #[derive(Serialize)]
@@ -37,14 +38,35 @@ impl Serialize for Endpoints<'_> {
     }
 }
 
-/// The health (and live) answer: 200 when ready, 503 when not.
+/// The health answer: 200 when ready, 503 when not. A process that is not live (stale heartbeat,
+/// exited child) is not ready either.
 pub fn health(state: &State, now: Instant, body: &mut Vec<u8>) -> Head {
-    let health = state.health();
+    let ready = state.health().is_ready() && state.liveness(now).is_live();
+    render(state, now, ready, body);
+    Head::new(if ready { 200 } else { 503 }, JSON)
+}
+
+/// The live answer. `Dynamo` mode: exactly the health answer (Dynamo runs one handler for both).
+/// `Shallow` mode: 200 whenever the process is live, whatever the readiness; the body still
+/// describes readiness.
+pub fn live(state: &State, now: Instant, mode: LiveMode, body: &mut Vec<u8>) -> Head {
+    match mode {
+        LiveMode::Dynamo => health(state, now, body),
+        LiveMode::Shallow => {
+            let live = state.liveness(now).is_live();
+            let ready = live && state.health().is_ready();
+            render(state, now, ready, body);
+            Head::new(if live { 200 } else { 503 }, JSON)
+        }
+    }
+}
+
+fn render(state: &State, now: Instant, ready: bool, body: &mut Vec<u8>) {
     let up = state.uptime(now);
     write_json(
         body,
         &Body {
-            status: health.as_str(),
+            status: if ready { "ready" } else { "notready" },
             uptime: Uptime {
                 secs: up.as_secs(),
                 nanos: up.subsec_nanos(),
@@ -52,7 +74,6 @@ pub fn health(state: &State, now: Instant, body: &mut Vec<u8>) -> Head {
             endpoints: Endpoints(state),
         },
     );
-    Head::new(if health.is_ready() { 200 } else { 503 }, JSON)
 }
 
 #[cfg(test)]
@@ -87,6 +108,35 @@ mod tests {
             t0,
             200,
             r#"{"status":"ready","uptime":{"secs":18,"nanos":356504530},"endpoints":{"clear_kv_blocks":"ready","generate":"ready","load_metrics":"ready"}}"#,
+        );
+    }
+
+    #[test]
+    fn live_modes() {
+        let t0 = Instant::now();
+        let notready = State::new(t0, Health::NotReady, vec![]);
+        let body = r#"{"status":"notready","uptime":{"secs":18,"nanos":356504530},"endpoints":{}}"#;
+        let at = t0 + Duration::new(18, 356_504_530);
+        let mut out = Vec::new();
+        assert_eq!(live(&notready, at, LiveMode::Dynamo, &mut out).status, 503);
+        out.clear();
+        assert_eq!(live(&notready, at, LiveMode::Shallow, &mut out).status, 200);
+        assert_eq!(String::from_utf8(out).unwrap(), body);
+
+        let stale =
+            State::new(t0, Health::Ready, vec![]).with_heartbeat(Some(Duration::from_secs(10)));
+        let mut out = Vec::new();
+        assert_eq!(live(&stale, at, LiveMode::Shallow, &mut out).status, 503);
+        out.clear();
+        assert_eq!(
+            health(&stale, at, &mut out).status,
+            503,
+            "not live means not ready"
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), body);
+        assert_eq!(
+            health(&stale, t0 + Duration::from_secs(5), &mut Vec::new()).status,
+            200
         );
     }
 

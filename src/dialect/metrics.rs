@@ -51,14 +51,29 @@ pub fn render(state: &State, counts: &RequestCounts, now: Instant, body: &mut Ve
          # HELP healthd_process_ready 1 when the process status is ready, else 0.\n\
          # TYPE healthd_process_ready gauge\n\
          healthd_process_ready {}\n\
+         # HELP healthd_live 1 while the host process is alive and its heartbeat fresh, else 0.\n\
+         # TYPE healthd_live gauge\n\
+         healthd_live {}\n\
          # HELP healthd_draining 1 once shutdown has begun, else 0.\n\
          # TYPE healthd_draining gauge\n\
-         healthd_draining {}\n\
-         # HELP healthd_endpoint_ready 1 when the endpoint is ready, else 0.\n\
-         # TYPE healthd_endpoint_ready gauge\n",
+         healthd_draining {}\n",
         b(state.health().is_ready()),
         b(state.process().is_ready()),
+        b(state.liveness(now).is_live()),
         b(state.draining()),
+    );
+    if let Some(age) = state.heartbeat_age(now) {
+        let _ = write!(
+            out,
+            "# HELP healthd_heartbeat_age_seconds Time since the last heartbeat.\n\
+             # TYPE healthd_heartbeat_age_seconds gauge\n\
+             healthd_heartbeat_age_seconds {:.3}\n",
+            age.as_secs_f64()
+        );
+    }
+    out.push_str(
+        "# HELP healthd_endpoint_ready 1 when the endpoint is ready, else 0.\n\
+         # TYPE healthd_endpoint_ready gauge\n",
     );
     for (name, h) in state.endpoints() {
         let _ = writeln!(
@@ -120,6 +135,7 @@ mod tests {
             "healthd_ready 1",
             "healthd_process_ready 0",
             "healthd_draining 0",
+            "healthd_live 1",
             "healthd_endpoint_ready{endpoint=\"generate\"} 1",
             "healthd_http_requests_total{route=\"health\",code=\"200\"} 2",
             "healthd_http_requests_total{route=\"metrics\",code=\"200\"} 1",

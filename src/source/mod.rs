@@ -2,7 +2,9 @@
 //! socket and the CLI build on the same [`apply`]). Each source lives in its own file and only
 //! ever speaks to the state through [`apply`], which logs one line per change naming the source.
 
+pub mod notify;
 pub mod signals;
+pub mod watchdog;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -1,21 +1,23 @@
 //! Signals from the host process. They *set* state, never toggle it (signals coalesce):
 //!
-//! | signal | effect |
-//! |---|---|
-//! | SIGUSR1 | process ready and every known endpoint ready |
-//! | SIGUSR2 | process not ready and every known endpoint not ready |
-//! | SIGHUP | re-read the readiness file now (when one is configured) |
-//! | SIGTERM, SIGINT | drain: not ready at once, keep answering for the grace period, exit 0; a second one exits at once |
-//! | SIGCHLD | reap exited children (healthd may be PID 1, where orphans land) |
+//! | signal | `healthd serve` | `healthd run` |
+//! |---|---|---|
+//! | SIGUSR1 | process ready and every known endpoint ready | same (kept by healthd) |
+//! | SIGUSR2 | process not ready and every known endpoint not ready | same (kept by healthd) |
+//! | SIGHUP | re-read the readiness file now | forwarded to the child |
+//! | SIGTERM, SIGINT | drain: not ready at once, answer for the grace period, exit 0; a second one exits at once | forwarded; healthd reports not ready and waits for the child |
+//! | SIGQUIT | default action | forwarded to the child |
+//! | SIGCHLD | reap exited children (healthd may be PID 1) | same; the child's exit starts the drain |
 //!
 //! [`install`] must run before any other thread starts, so that every thread inherits the
 //! handlers and no signal finds the default action (as PID 1 the kernel would ignore it).
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use super::{Shared, apply};
@@ -23,53 +25,89 @@ use crate::http::Stopper;
 use crate::log::{info, warning};
 use crate::state::{Health, Source, Update};
 
-/// Registers the handlers (before any thread exists).
-pub fn install() -> io::Result<Signals> {
-    Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD])
+/// Registers the handlers (before any thread exists). `supervising` adds SIGQUIT, which is then
+/// forwarded to the child instead of taking its default action.
+pub fn install(supervising: bool) -> io::Result<Signals> {
+    let mut sigs = vec![SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD];
+    if supervising {
+        sigs.push(SIGQUIT);
+    }
+    Signals::new(sigs)
 }
 
 /// What SIGHUP does: re-read the readiness file, if there is one.
 pub type Reload = Box<dyn Fn() + Send>;
 
+/// The supervised child of `healthd run`: its pid, and where its exit code lands (-1 while it
+/// runs).
+#[derive(Clone)]
+pub struct Child {
+    pub pid: i32,
+    pub exit: Arc<AtomicI32>,
+}
+
+/// Everything the signal thread acts on.
+pub struct Handling {
+    pub state: Shared,
+    pub stopper: Arc<Stopper>,
+    pub grace: Duration,
+    pub reload: Option<Reload>,
+    pub child: Option<Child>,
+}
+
 /// Handles signals on a thread of its own until the process exits.
-pub fn spawn(
-    mut signals: Signals,
-    state: Shared,
-    stopper: Arc<Stopper>,
-    grace: Duration,
-    reload: Option<Reload>,
-) -> io::Result<()> {
+pub fn spawn(mut signals: Signals, h: Handling) -> io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let mut draining = false;
+            // A child that exited before this thread started raised SIGCHLD already; look once.
+            h.reap();
             for sig in signals.forever() {
-                match sig {
-                    SIGUSR1 => {
-                        apply(&state, Update::All(Health::Ready), Source::Signal, "SIGUSR1");
+                match (sig, &h.child) {
+                    (SIGUSR1, _) => {
+                        apply(&h.state, Update::All(Health::Ready), Source::Signal, "SIGUSR1");
                     }
-                    SIGUSR2 => {
-                        apply(&state, Update::All(Health::NotReady), Source::Signal, "SIGUSR2");
+                    (SIGUSR2, _) => {
+                        apply(&h.state, Update::All(Health::NotReady), Source::Signal, "SIGUSR2");
                     }
-                    SIGHUP => match &reload {
+                    (SIGCHLD, _) => h.reap(),
+                    (SIGTERM | SIGINT | SIGHUP | SIGQUIT, Some(child)) => {
+                        let shutdown = sig == SIGTERM || sig == SIGINT;
+                        let code = child.exit.load(Ordering::SeqCst);
+                        if code >= 0 {
+                            // Only this thread reaps, so an exited child's pid is never signalled.
+                            if shutdown {
+                                info!("{}: child already exited, exiting now with {code}", name(sig));
+                                std::process::exit(code);
+                            }
+                            continue;
+                        }
+                        if shutdown {
+                            apply(&h.state, Update::Drain, Source::Signal, name(sig));
+                        }
+                        // SAFETY: kill on the pid of our own, not yet reaped, child.
+                        unsafe { libc::kill(child.pid, sig) };
+                        info!("{}: forwarded to child {}", name(sig), child.pid);
+                    }
+                    (SIGHUP, None) => match &h.reload {
                         Some(reload) => reload(),
                         None => warning!("SIGHUP ignored: no readiness file is configured"),
                     },
-                    SIGTERM | SIGINT if draining => {
+                    (SIGTERM | SIGINT, None) if draining => {
                         info!("{}: second shutdown signal, exiting now", name(sig));
                         std::process::exit(0);
                     }
-                    SIGTERM | SIGINT => {
+                    (SIGTERM | SIGINT, None) => {
                         draining = true;
-                        apply(&state, Update::Drain, Source::Signal, name(sig));
+                        apply(&h.state, Update::Drain, Source::Signal, name(sig));
                         info!(
                             "{}: draining for {:?} (reporting not ready), then exiting; send it again to exit now",
                             name(sig),
-                            grace
+                            h.grace
                         );
-                        stopper.stop_after(grace);
+                        h.stopper.stop_after(h.grace);
                     }
-                    SIGCHLD => reap(),
                     _ => {}
                 }
             }
@@ -77,22 +115,55 @@ pub fn spawn(
         .map(drop)
 }
 
+impl Handling {
+    /// Collects every exited child so none lingers as a zombie; when the supervised child is
+    /// among them, records its code, reports not live and starts the drain.
+    fn reap(&self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid with WNOHANG only inspects this process's children.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            let Some(child) = self.child.as_ref().filter(|c| c.pid == pid) else {
+                continue;
+            };
+            let code = exit_code(status);
+            child.exit.store(code, Ordering::SeqCst);
+            apply(
+                &self.state,
+                Update::Exited(code),
+                Source::Signal,
+                "child exited",
+            );
+            apply(&self.state, Update::Drain, Source::Signal, "child exited");
+            info!(
+                "child {pid} exited with code {code}; draining for {:?}, then exiting with {code}",
+                self.grace
+            );
+            self.stopper.stop_after(self.grace);
+        }
+    }
+}
+
+/// The shell's convention: the exit status, or 128+N when killed by signal N.
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}
+
 fn name(sig: i32) -> &'static str {
     match sig {
         SIGTERM => "SIGTERM",
         SIGINT => "SIGINT",
+        SIGHUP => "SIGHUP",
+        SIGQUIT => "SIGQUIT",
         _ => "signal",
-    }
-}
-
-/// Collects every exited child so none lingers as a zombie.
-fn reap() {
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid with WNOHANG only inspects this process's children.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            break;
-        }
     }
 }

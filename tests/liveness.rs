@@ -1,0 +1,230 @@
+//! Liveness that means something: the heartbeat watchdog, shallow liveness, the sd_notify
+//! socket, and `healthd run` (exit codes, signal forwarding, NOTIFY_SOCKET for the child).
+
+mod common;
+
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{Healthd, poll, run};
+
+const PATH: (&str, &str) = ("PATH", "/usr/local/bin:/usr/bin:/bin");
+
+/// A fresh directory for sockets and marker files.
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("healthd-live-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn send(sock: &str, msg: &[u8]) {
+    let s = UnixDatagram::unbound().unwrap();
+    match sock.strip_prefix('@') {
+        Some(name) => {
+            let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            s.send_to_addr(msg, &addr).unwrap();
+        }
+        None => {
+            s.send_to(msg, sock).unwrap();
+        }
+    }
+}
+
+#[test]
+fn heartbeat_expires_and_recovers_over_the_notify_socket() {
+    let dir = tmpdir("hb");
+    let sock = dir.join("notify").to_string_lossy().into_owned();
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_NOTIFY_SOCKET", &sock),
+            ("HEALTHD_HEARTBEAT_TIMEOUT", "300ms"),
+            ("HEALTHD_LIVE", "shallow"),
+        ],
+        &[],
+    );
+    // Shallow: live while the heartbeat is fresh, though not ready.
+    assert_eq!(h.get("/live").status, 200);
+    assert_eq!(h.get("/health").status, 503);
+    poll("/live to fail once the heartbeat is stale", || {
+        h.get("/live").status == 503
+    });
+    h.wait_log("no heartbeat for");
+    let m = h.get("/metrics").body;
+    assert!(m.lines().any(|l| l == "healthd_live 0"), "{m}");
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("healthd_heartbeat_age_seconds ")),
+        "{m}"
+    );
+
+    send(&sock, b"WATCHDOG=1");
+    poll("/live to recover after WATCHDOG=1", || {
+        h.get("/live").status == 200
+    });
+    h.wait_log("notify: WATCHDOG=1: heartbeat resumed; now notready");
+}
+
+#[test]
+fn dynamo_live_mode_follows_health_and_liveness() {
+    let dir = tmpdir("dyn");
+    let sock = dir.join("n").to_string_lossy().into_owned();
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_NOTIFY_SOCKET", &sock),
+            ("HEALTHD_HEARTBEAT_TIMEOUT", "200ms"),
+            ("DYN_SYSTEM_STARTING_HEALTH_STATUS", "ready"),
+        ],
+        &[],
+    );
+    poll("stale heartbeat fails /live and /health", || {
+        h.get("/live").status == 503 && h.get("/health").status == 503
+    });
+    let body = h.get("/live").body;
+    assert!(body.starts_with(r#"{"status":"notready","#), "{body}");
+    send(&sock, b"WATCHDOG=1");
+    poll("recovery", || h.get("/live").status == 200);
+}
+
+#[test]
+fn notify_messages_set_state_and_bad_ones_are_ignored() {
+    let name = format!("@healthd-test-{}", std::process::id());
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_NOTIFY_SOCKET", &name),
+            ("DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS", "[generate]"),
+        ],
+        &[],
+    );
+    send(&name, b"READY=1\nSTATUS=loading weights\nMAINPID=1");
+    h.wait_log("notify: READY=1; now notready");
+    h.wait_log("notify: STATUS=loading weights");
+    assert_eq!(
+        h.get("/health").status,
+        503,
+        "the required endpoint is still notready"
+    );
+    send(&name, b"HEALTHD_ENDPOINT=generate=ready");
+    poll("ready once generate is", || h.get("/health").status == 200);
+    send(&name, b"\xff\xfe garbage");
+    send(&name, b"HEALTHD_ENDPOINT=generate=maybe\nNOPE");
+    h.wait_log("notify socket: ignoring datagram is not UTF-8 text");
+    h.wait_log("notify socket: ignoring \"HEALTHD_ENDPOINT=generate=maybe\"");
+    h.wait_log("notify socket: ignoring \"NOPE\": expected KEY=VALUE");
+    assert_eq!(h.get("/health").status, 200, "bad datagrams change nothing");
+    send(&name, b"STOPPING=1");
+    poll("STOPPING=1 drains", || h.get("/health").status == 503);
+}
+
+#[test]
+fn run_exits_with_the_childs_code() {
+    // (shell command, expected healthd exit code)
+    let cases: &[(&str, i32)] = &[
+        ("exit 0", 0),
+        ("exit 1", 1),
+        ("exit 2", 2),
+        ("exit 127", 127),
+        ("exit 255", 255),
+        ("kill -TERM $$", 128 + libc::SIGTERM),
+        ("kill -KILL $$", 128 + libc::SIGKILL),
+        ("kill -SEGV $$", 128 + libc::SIGSEGV),
+    ];
+    for (script, want) in cases {
+        let env = [
+            PATH,
+            ("DYN_SYSTEM_PORT", "0"),
+            ("DYN_SYSTEM_HOST", "127.0.0.1"),
+            ("HEALTHD_SHUTDOWN_GRACE", "0"),
+        ];
+        let (code, _, stderr) = run(&env, &["run", "--", "sh", "-c", script]);
+        assert_eq!(code, *want, "{script}: {stderr}");
+        assert!(
+            stderr.contains(&format!("exited with code {want}")),
+            "{script}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn run_reports_a_missing_command() {
+    let env = [
+        PATH,
+        ("DYN_SYSTEM_PORT", "0"),
+        ("DYN_SYSTEM_HOST", "127.0.0.1"),
+    ];
+    let (code, _, stderr) = run(&env, &["run", "--", "/nonexistent/app"]);
+    assert_eq!(code, 127, "{stderr}");
+    assert!(
+        stderr.contains("healthd: error: cannot run \"/nonexistent/app\""),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&env, &["run"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn run_forwards_sigterm_and_drains_while_the_child_stops() {
+    let dir = tmpdir("fwd");
+    let marker = dir.join("trapped");
+    let script = format!(
+        "trap 'exit 42' TERM; touch {}; while :; do sleep 0.05; done",
+        marker.display()
+    );
+    let mut h = Healthd::start(
+        &[
+            PATH,
+            ("HEALTHD_SHUTDOWN_GRACE", "0"),
+            ("DYN_SYSTEM_STARTING_HEALTH_STATUS", "ready"),
+        ],
+        &["run", "--", "sh", "-c", &script],
+    );
+    poll("the child to install its trap", || marker.exists());
+    assert_eq!(h.get("/health").status, 200);
+    h.signal(libc::SIGTERM);
+    let status = h
+        .wait_exit(Duration::from_secs(10))
+        .expect("healthd exits after the child");
+    assert_eq!(status.code(), Some(42));
+    let log = h.stderr();
+    assert!(log.contains("SIGTERM: forwarded to child"), "{log}");
+    assert!(log.contains("exited with code 42"), "{log}");
+}
+
+#[test]
+fn run_child_exit_means_not_live_and_a_second_signal_exits_with_its_code() {
+    let mut h = Healthd::start(
+        &[
+            PATH,
+            ("HEALTHD_SHUTDOWN_GRACE", "1h"),
+            ("DYN_SYSTEM_STARTING_HEALTH_STATUS", "ready"),
+        ],
+        &["run", "--live=shallow", "--", "sh", "-c", "exit 3"],
+    );
+    h.wait_log("exited with code 3");
+    poll("/live fails once the child exited", || {
+        h.get("/live").status == 503
+    });
+    assert_eq!(h.get("/health").status, 503);
+    h.signal(libc::SIGTERM);
+    let status = h.wait_exit(Duration::from_secs(5)).expect("exits at once");
+    assert_eq!(status.code(), Some(3));
+}
+
+#[test]
+fn run_exports_notify_socket_to_the_child() {
+    let script = "import os, socket, time\n\
+                  a = os.environ['NOTIFY_SOCKET']\n\
+                  a = '\\0' + a[1:] if a.startswith('@') else a\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  s.sendto(b'READY=1', a)\n\
+                  parent = os.getppid()\n\
+                  while os.getppid() == parent:\n\
+                  \x20   time.sleep(0.05)\n";
+    let h = Healthd::start(&[PATH], &["run", "--", "python3", "-c", script]);
+    poll("the child's READY=1 to make healthd ready", || {
+        h.get("/health").status == 200
+    });
+    h.wait_log("notify: READY=1; now ready");
+}
