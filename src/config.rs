@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::state::Health;
@@ -72,6 +73,12 @@ pub const SETTINGS: &[Setting] = &[
         default: "5s",
         help: "after SIGTERM/SIGINT, keep answering (not ready) this long, then exit 0",
     },
+    Setting {
+        var: "HEALTHD_READY_FILE",
+        flag: "--ready-file",
+        default: "none",
+        help: "readiness file to watch (and that healthd set edits): lines ready, notready, NAME=ready",
+    },
 ];
 
 /// Why the server does not run at all (a valid configuration that says "off").
@@ -103,6 +110,8 @@ pub struct Config {
     pub health_path: String,
     pub live_path: String,
     pub shutdown_grace: Duration,
+    /// The readiness file (`HEALTHD_READY_FILE`), if any.
+    pub ready_file: Option<PathBuf>,
     /// Which setting supplied each non-default value ("DYN_SYSTEM_PORT" or "--port"), so that
     /// later validation (route collisions) can name it.
     pub origin: BTreeMap<&'static str, String>,
@@ -220,6 +229,10 @@ pub fn load(
         None => Duration::from_secs(5),
         Some((n, v)) => parse_duration(v).map_err(|e| ConfigError::new(n, v, e))?,
     };
+    let ready_file = match get("HEALTHD_READY_FILE") {
+        None => None,
+        Some((n, v)) => Some(parse_ready_file(v).map_err(|e| ConfigError::new(n, v, e))?),
+    };
 
     let listen = if !enabled {
         Err(Disabled::NotEnabled)
@@ -237,6 +250,7 @@ pub fn load(
             health_path,
             live_path,
             shutdown_grace,
+            ready_file,
             origin,
         },
         warnings: unknown_name_warnings(env),
@@ -324,6 +338,14 @@ fn parse_path(v: &str) -> Result<&str, &'static str> {
     } else {
         Err("expected a path starting with '/' (no spaces, '?' or '#'), such as /health")
     }
+}
+
+/// `HEALTHD_READY_FILE`: a file path (its directory may appear later); not a directory name.
+fn parse_ready_file(v: &str) -> Result<PathBuf, &'static str> {
+    if v.ends_with('/') || v == "." || v == ".." || v.ends_with("/.") || v.ends_with("/..") {
+        return Err("expected the path of a file, such as /run/healthd/ready (not a directory)");
+    }
+    Ok(PathBuf::from(v))
 }
 
 /// Durations: `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds (`1.5`).
@@ -431,6 +453,31 @@ mod tests {
             ("/health", "/live")
         );
         assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(c.ready_file, None);
+    }
+
+    #[test]
+    fn ready_files() {
+        for (v, want) in [
+            ("/run/healthd/ready", Ok("/run/healthd/ready")),
+            ("ready", Ok("ready")),
+            (" /tmp/r ", Ok("/tmp/r")),
+            ("/tmp/", Err(())),
+            (".", Err(())),
+            ("/tmp/..", Err(())),
+        ] {
+            let got = check(&[("HEALTHD_READY_FILE", v)]);
+            match (want, got) {
+                (Ok(w), Ok(c)) => assert_eq!(c.ready_file, Some(PathBuf::from(w)), "{v:?}"),
+                (Err(()), Err(e)) => assert_eq!(
+                    e,
+                    format!(
+                        "HEALTHD_READY_FILE={v:?}: expected the path of a file, such as /run/healthd/ready (not a directory)"
+                    )
+                ),
+                (w, g) => panic!("{v:?}: want {w:?}, got {g:?}"),
+            }
+        }
     }
 
     #[test]

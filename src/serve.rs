@@ -1,6 +1,6 @@
 //! `healthd serve`: wires configuration, state, sources and the responder together, in the order
 //! that keeps the promise "fail before you serve; never die while serving": everything fallible
-//! (routes, signal handlers, bind) happens before the `listening on` line.
+//! (routes, signal handlers, the first read of the readiness file, bind) happens before the `listening on` line.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -11,6 +11,7 @@ use crate::dialect::metrics::RequestCounts;
 use crate::http::{self, Handler, Request};
 use crate::log::info;
 use crate::routes::Router;
+use crate::source::file::{self, FileSource};
 use crate::source::{self, Shared};
 use crate::state::State;
 
@@ -34,23 +35,42 @@ pub fn run(config: Config) -> Result<(), StartError> {
         config.starting,
         config.required.clone(),
     )));
+    // The first read of the readiness file is part of "fail before you serve".
+    let file = match &config.ready_file {
+        Some(path) => Some(FileSource::start(path.clone(), Arc::clone(&state))?),
+        None => None,
+    };
     let server = http::Server::bind(addr, http::Limits::default()).map_err(|e| {
         format!("cannot listen on {addr}: {e} (set DYN_SYSTEM_PORT or --port to a free port, or 0 for any)")
     })?;
     let bound = server
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let reload = file.clone().map(|f| -> source::signals::Reload {
+        Box::new(move || {
+            file::log_reload(f.path());
+            f.refresh(true);
+        })
+    });
     source::signals::spawn(
         signals,
         Arc::clone(&state),
         server.stopper(),
         config.shutdown_grace,
-        None,
+        reload,
     )
     .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    let from = match &file {
+        Some(f) => {
+            file::spawn(Arc::clone(f))
+                .map_err(|e| format!("cannot start the readiness-file watcher: {e}"))?;
+            format!("file {}, SIGUSR1/SIGUSR2", f.path().display())
+        }
+        None => "SIGUSR1/SIGUSR2 (no HEALTHD_READY_FILE)".to_string(),
+    };
 
     info!(
-        "health path {}, live path {}, also /ready and /metrics; starting {}; required endpoints [{}]; readiness from: SIGUSR1/SIGUSR2",
+        "health path {}, live path {}, also /ready and /metrics; starting {}; required endpoints [{}]; readiness from: {from}",
         config.health_path,
         config.live_path,
         config.starting.as_str(),
