@@ -20,7 +20,7 @@ cargo build --quiet
 bin=$PWD/target/debug/healthd
 work=$(mktemp -d)
 unshare_pid=
-cleanup() { [ -n "$unshare_pid" ] && kill -KILL "$unshare_pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() { if [ -n "$unshare_pid" ]; then kill -KILL "$unshare_pid"; wait "$unshare_pid"; fi 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 # poll DESCRIPTION COMMAND...: retry every 20 ms for up to 10 s.
