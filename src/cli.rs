@@ -137,7 +137,7 @@ pub fn help() -> String {
          \x20   healthd probe [PATH|URL]    one GET of the health path; exit 0 on 200..399 (--timeout, default 2s)\n\
          \x20   healthd wait [PATH|URL]     probe every 100ms until healthy (--timeout, default 60s)\n\
          \x20   healthd status [PATH|URL]   show status, endpoints and uptime of a running healthd\n\
-         \x20   healthd --help | --version\n\
+         \x20   healthd --help | --version\n\n\
          The client commands read the same variables and flags as serve (port, host, paths, ready file);\n\
          PATH is a path on 127.0.0.1:$DYN_SYSTEM_PORT, URL is http://IP[:PORT][/PATH].\n\n\
          SETTINGS (a flag wins over its variable; an empty value counts as unset):\n",
