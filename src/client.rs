@@ -245,7 +245,16 @@ pub fn status(target: &Target, timeout: Duration) -> bool {
             return false;
         }
     };
-    match render_status(&reply, target) {
+    // Best effort: the process status and draining come from healthd's own /metrics.
+    let metrics_target = Target {
+        addr: target.addr,
+        path: "/metrics".to_string(),
+    };
+    let metrics = get(&metrics_target, timeout)
+        .ok()
+        .filter(|r| r.status == 200)
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned());
+    match render_status(&reply, target, metrics.as_deref()) {
         Ok((ready, text)) => {
             print!("{text}");
             ready
@@ -257,8 +266,12 @@ pub fn status(target: &Target, timeout: Duration) -> bool {
     }
 }
 
-/// The health body as the `status` command shows it (pure).
-fn render_status(reply: &Reply, target: &Target) -> Result<(bool, String), String> {
+/// The health body (and healthd's metrics, when available) as `status` shows them (pure).
+fn render_status(
+    reply: &Reply,
+    target: &Target,
+    metrics: Option<&str>,
+) -> Result<(bool, String), String> {
     #[derive(serde::Deserialize)]
     struct Uptime {
         secs: u64,
@@ -272,21 +285,39 @@ fn render_status(reply: &Reply, target: &Target) -> Result<(bool, String), Strin
     }
     let body: Body = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
     let mut out = format!(
-        "status:    {} ({} from {target})\nuptime:    {}\nendpoints: {}\n",
-        body.status,
-        reply.status,
-        show_secs(body.uptime.secs),
-        if body.endpoints.is_empty() {
-            "none"
-        } else {
-            ""
-        }
+        "status:    {} ({} from {target})\n",
+        body.status, reply.status
     );
+    let gauge = |name: &str| {
+        metrics?.lines().find_map(|l| {
+            let v = l.strip_prefix(name)?.strip_prefix(' ')?;
+            Some(v.trim() == "1")
+        })
+    };
+    if let (Some(process), Some(draining)) =
+        (gauge("healthd_process_ready"), gauge("healthd_draining"))
+    {
+        let process = if process { "ready" } else { "notready" };
+        let draining = if draining {
+            "yes (shutting down)"
+        } else {
+            "no"
+        };
+        out.push_str(&format!("process:   {process}\ndraining:  {draining}\n"));
+    }
+    let none = if body.endpoints.is_empty() {
+        " none"
+    } else {
+        ""
+    };
+    out.push_str(&format!(
+        "uptime:    {}\nendpoints:{none}\n",
+        show_secs(body.uptime.secs)
+    ));
     let width = body.endpoints.keys().map(String::len).max().unwrap_or(0);
     for (name, state) in &body.endpoints {
         out.push_str(&format!("  {name:<width$}  {state}\n"));
     }
-    let out = out.replace("endpoints: \n", "endpoints:\n");
     Ok((body.status == "ready" && reply.status == 200, out))
 }
 
@@ -423,7 +454,7 @@ mod tests {
             body: br#"{"status":"notready","uptime":{"secs":3725,"nanos":1},"endpoints":{"generate":"notready","b":"ready"}}"#.to_vec(),
         };
         assert_eq!(
-            render_status(&reply, &t).unwrap(),
+            render_status(&reply, &t, None).unwrap(),
             (
                 false,
                 "status:    notready (503 from http://127.0.0.1:8081/health)\nuptime:    1h 2m 5s\nendpoints:\n  b         ready\n  generate  notready\n"
@@ -434,16 +465,22 @@ mod tests {
             status: 200,
             body: br#"{"status":"ready","uptime":{"secs":5,"nanos":1},"endpoints":{}}"#.to_vec(),
         };
-        let (ready, text) = render_status(&reply, &t).unwrap();
+        let metrics =
+            "# HELP healthd_process_ready x\nhealthd_process_ready 1\nhealthd_draining 0\n";
+        let (ready, text) = render_status(&reply, &t, Some(metrics)).unwrap();
         assert!(ready);
-        assert!(text.ends_with("uptime:    5s\nendpoints: none\n"), "{text}");
+        assert_eq!(
+            text,
+            "status:    ready (200 from http://127.0.0.1:8081/health)\nprocess:   ready\ndraining:  no\nuptime:    5s\nendpoints: none\n"
+        );
         assert!(
             render_status(
                 &Reply {
                     status: 404,
                     body: b"Route not found".to_vec()
                 },
-                &t
+                &t,
+                None
             )
             .is_err()
         );

@@ -544,6 +544,8 @@ fn status_shows_status_endpoints_and_uptime() {
         lines.next(),
         Some(format!("status:    notready (503 from {url})").as_str())
     );
+    assert_eq!(lines.next(), Some("process:   notready"));
+    assert_eq!(lines.next(), Some("draining:  no"));
     assert!(lines.next().unwrap().starts_with("uptime:    "), "{out}");
     assert_eq!(
         lines.collect::<Vec<_>>(),
@@ -554,9 +556,16 @@ fn status_shows_status_endpoints_and_uptime() {
     let (code, out, _) = run(&[], &["status", &url]);
     assert_eq!(code, 0);
     assert!(
-        out.starts_with(&format!("status:    ready (200 from {url})\n")),
+        out.starts_with(&format!(
+            "status:    ready (200 from {url})\nprocess:   ready\ndraining:  no\n"
+        )),
         "{out}"
     );
+    h.signal(libc::SIGTERM);
+    until_status(&h, 503);
+    let (code, out, _) = run(&[], &["status", &url]);
+    assert_eq!(code, 1);
+    assert!(out.contains("\ndraining:  yes (shutting down)\n"), "{out}");
     let closed = format!("http://127.0.0.1:{}/health", closed_port());
     assert_eq!(
         run(&[], &["status", &closed]),

@@ -14,7 +14,9 @@ pass() { echo "pid1.sh: ok: $*"; }
 if ! unshare --pid --fork --mount-proc true 2>/dev/null; then
   fail "cannot create a PID namespace with 'unshare --pid --fork --mount-proc' (run as root, or with CAP_SYS_ADMIN; uid=$(id -u))"
 fi
-command -v nsenter >/dev/null || fail "nsenter (util-linux) is required"
+for tool in nsenter pgrep ps; do
+  command -v "$tool" >/dev/null || fail "$tool is required (util-linux, procps)"
+done
 
 cargo build --quiet
 bin=$PWD/target/debug/healthd
