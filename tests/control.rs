@@ -247,6 +247,19 @@ fn symlink_swaps_are_followed() {
 }
 
 #[test]
+fn the_safety_poll_catches_what_inotify_does_not_announce() {
+    // A hard link appears with IN_CREATE only (no close): healthd waits for a close that never
+    // comes, and the slow safety poll picks the file up.
+    let t = Tmp::new("hardlink");
+    let f = t.path("ready");
+    let h = watching(&f, &[]);
+    std::fs::create_dir(t.path("elsewhere")).unwrap();
+    std::fs::write(t.path("elsewhere/ready"), "ready\n").unwrap();
+    std::fs::hard_link(t.path("elsewhere/ready"), &f).unwrap();
+    until_status(&h, 200);
+}
+
+#[test]
 fn sighup_rereads_the_file_now() {
     let t = Tmp::new("sighup");
     let f = t.path("ready");
