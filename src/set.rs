@@ -58,7 +58,7 @@ pub fn run(path: &Path, changes: &[Change]) -> Result<(), String> {
     let _lock = lock(&dir.join(dotted(name, ".lock")))?;
     let current = match file::read(path) {
         Snapshot::Missing => String::new(),
-        Snapshot::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+        Snapshot::Bytes(b, _) => String::from_utf8_lossy(&b).into_owned(),
         Snapshot::Unusable(why) => return Err(format!("readiness file {shown} {why}")),
     };
     let updates: Vec<(Option<&str>, Health)> =

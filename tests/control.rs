@@ -405,6 +405,11 @@ fn set_edits_the_file_the_server_watches() {
         std::fs::read_to_string(&f).unwrap(),
         "notready\nx=ready\ngenerate=notready\n"
     );
+    // The same bytes written again still count: a signal changed the state in between.
+    h.signal(libc::SIGUSR1);
+    until_status(&h, 200);
+    assert_eq!(run(&env, &["set", "generate", "notready"]).0, 0);
+    until_status(&h, 503);
     // Only the readiness file and the lock file remain: no temporary files left behind.
     let mut names: Vec<_> = std::fs::read_dir(t.path("run"))
         .unwrap()

@@ -16,14 +16,14 @@
 //! watcher; while the directory does not exist the nearest existing ancestor is watched until it
 //! appears. In-place writes are picked up on close (`IN_CLOSE_WRITE`), not on each `write`, so a
 //! shell's truncate-then-write is never seen half done. A slow safety poll backs inotify up (and
-//! replaces it where it is unavailable). Nothing is applied or logged unless the bytes read differ
-//! from the previous read.
+//! replaces it where it is unavailable). Nothing is applied or logged unless the file was written
+//! since the previous read (other bytes, or another inode or timestamp).
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -106,13 +106,18 @@ fn shorten(s: &str) -> String {
     }
 }
 
+/// Identifies one version of a file: device, inode, mtime and ctime (seconds, nanoseconds).
+pub type Stamp = [i64; 6];
+
 /// What reading the path found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Snapshot {
     /// No file (also: a dangling symlink, or a missing directory).
     Missing,
-    /// A regular file of at most [`MAX_BYTES`], its bytes.
-    Bytes(Vec<u8>),
+    /// A regular file of at most [`MAX_BYTES`]: its bytes, and which write it is (device, inode,
+    /// mtime, ctime), so that re-writing the same bytes (`healthd set ready` after a SIGUSR2)
+    /// still counts as news, while unrelated events in the directory do not.
+    Bytes(Vec<u8>, Stamp),
     /// Something that cannot be used, and why (one phrase).
     Unusable(String),
 }
@@ -129,10 +134,11 @@ pub fn read(path: &Path) -> Snapshot {
         Err(e) if missing(&e) => return Snapshot::Missing,
         Err(e) => return Snapshot::Unusable(format!("cannot be opened: {e}")),
     };
-    let kind = match file.metadata() {
-        Ok(m) => m.file_type(),
+    let meta = match file.metadata() {
+        Ok(m) => m,
         Err(e) => return Snapshot::Unusable(format!("cannot be examined: {e}")),
     };
+    let kind = meta.file_type();
     if !kind.is_file() {
         let what = if kind.is_dir() {
             "a directory"
@@ -150,7 +156,17 @@ pub fn read(path: &Path) -> Snapshot {
         Ok(_) if bytes.len() > MAX_BYTES => {
             Snapshot::Unusable(format!("is larger than {} KiB", MAX_BYTES / 1024))
         }
-        Ok(_) => Snapshot::Bytes(bytes),
+        Ok(_) => Snapshot::Bytes(
+            bytes,
+            [
+                meta.dev() as i64,
+                meta.ino() as i64,
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec(),
+            ],
+        ),
         Err(e) => Snapshot::Unusable(format!("cannot be read: {e}")),
     }
 }
@@ -166,7 +182,7 @@ pub fn interpret(snap: &Snapshot) -> Result<Update, String> {
             process: None,
             endpoints: BTreeMap::new(),
         }),
-        Snapshot::Bytes(b) => parse(b).map(|d| Update::Replace {
+        Snapshot::Bytes(b, _) => parse(b).map(|d| Update::Replace {
             process: Some(d.process),
             endpoints: d.endpoints,
         }),
@@ -226,7 +242,10 @@ impl FileSource {
         if !force && last.as_ref() == Some(&snap) {
             return true;
         }
-        if !complete && snap == Snapshot::Bytes(Vec::new()) && recently_modified(&self.path) {
+        if !complete
+            && matches!(&snap, Snapshot::Bytes(b, _) if b.is_empty())
+            && recently_modified(&self.path)
+        {
             return false;
         }
         let shown = self.path.display();
@@ -590,7 +609,7 @@ mod tests {
             })
         );
         assert_eq!(
-            interpret(&Snapshot::Bytes(b"notready\na=ready\n".to_vec())),
+            interpret(&Snapshot::Bytes(b"notready\na=ready\n".to_vec(), [0; 6])),
             Ok(Update::Replace {
                 process: Some(NotReady),
                 endpoints: [("a".to_string(), Ready)].into_iter().collect()
