@@ -338,6 +338,8 @@ struct Inotify {
     name: Vec<u8>,
     wd: Option<i32>,
     watching_dir: bool,
+    /// A watch failed for another reason than "missing" (watch limit, permissions): said once.
+    warned: bool,
 }
 
 impl Inotify {
@@ -361,6 +363,7 @@ impl Inotify {
             name,
             wd: None,
             watching_dir: false,
+            warned: false,
         };
         ino.watch();
         Ok(ino)
@@ -382,21 +385,41 @@ impl Inotify {
                 dir
             };
             let mask = if first { DIR_MASK } else { ANCESTOR_MASK };
-            if let Some(wd) = self.add(dir.as_os_str(), mask) {
-                self.wd = Some(wd);
-                self.watching_dir = first;
-                return;
+            match self.add(dir.as_os_str(), mask) {
+                Ok(wd) => {
+                    self.wd = Some(wd);
+                    self.watching_dir = first;
+                    return;
+                }
+                // Not there (yet): watch the parent until it appears.
+                Err(e) if missing(&e) => {}
+                Err(e) => {
+                    if !self.warned {
+                        self.warned = true;
+                        warning!(
+                            "cannot watch {} ({e}); noticing changes to the readiness file within {:?} instead",
+                            dir.display(),
+                            BACKSTOP
+                        );
+                    }
+                    return;
+                }
             }
             first = false;
             candidate = dir.parent();
         }
     }
 
-    fn add(&self, dir: &OsStr, mask: u32) -> Option<i32> {
-        let c = CString::new(dir.as_bytes()).ok()?;
+    fn add(&self, dir: &OsStr, mask: u32) -> io::Result<i32> {
+        let c = CString::new(dir.as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
         // SAFETY: a valid NUL-terminated path and our own inotify descriptor.
         let wd = unsafe { libc::inotify_add_watch(self.fd, c.as_ptr(), mask) };
-        (wd >= 0).then_some(wd)
+        if wd < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(wd)
+        }
     }
 
     /// Whether what was just created at our name is a regular file (not a symlink, FIFO, ...).
