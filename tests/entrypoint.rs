@@ -122,11 +122,12 @@ fn ready_when_the_app_is_then_sigterm_is_forwarded_and_its_code_returned() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(ep.child.id() as i32, libc::SIGTERM) };
     assert_eq!(ep.wait_exit(), 7, "the app's exit code");
-    let log = ep.log.lock().unwrap().clone();
-    assert!(
-        log.contains("healthd: signal: SIGTERM; now notready"),
-        "{log}"
-    );
+    poll("healthd drained on the forwarded SIGTERM", || {
+        ep.log
+            .lock()
+            .unwrap()
+            .contains("healthd: signal: SIGTERM; now notready")
+    });
     assert!(ep.status().is_none(), "healthd is gone too");
 }
 
