@@ -77,6 +77,9 @@ fn in_place_and_renamed_writes() {
         503,
         "missing file: starting status"
     );
+    let log = h.stderr();
+    let line = format!("; readiness from: file {}, SIGUSR1/SIGUSR2\n", s(&f));
+    assert!(log.contains(&line), "{log}");
     std::fs::write(&f, "").unwrap();
     until_status(&h, 200);
     std::fs::write(&f, "notready\n").unwrap();
