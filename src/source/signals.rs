@@ -23,9 +23,36 @@ use crate::http::Stopper;
 use crate::log::{info, warning};
 use crate::state::{Health, Source, Update};
 
-/// Registers the handlers (before any thread exists).
+const HANDLED: [i32; 6] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD];
+
+/// Registers the handlers (before any thread exists), then blocks these signals in this thread,
+/// so every later thread inherits the block and only the signal thread (which unblocks them)
+/// receives them: the kernel then wakes that thread directly instead of interrupting another one
+/// that would have to wake it (one wake-up instead of two on the signal-to-answer path). A signal
+/// that arrives before the signal thread runs stays pending; none is lost.
 pub fn install() -> io::Result<Signals> {
-    Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD])
+    let signals = Signals::new(HANDLED)?;
+    mask(libc::SIG_BLOCK)?;
+    Ok(signals)
+}
+
+/// Blocks or unblocks [`HANDLED`] in the calling thread.
+fn mask(how: i32) -> io::Result<()> {
+    // SAFETY: a zeroed sigset_t is valid storage; sigemptyset/sigaddset initialise it and
+    // pthread_sigmask only changes the calling thread's mask.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in HANDLED {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
 }
 
 /// What SIGHUP does: re-read the readiness file, if there is one.
@@ -42,6 +69,9 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
+            if let Err(e) = mask(libc::SIG_UNBLOCK) {
+                warning!("cannot unblock signals in the signal thread: {e}");
+            }
             let mut draining = false;
             for sig in signals.forever() {
                 match sig {
