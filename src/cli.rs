@@ -13,8 +13,25 @@ pub enum Command {
         flags: Vec<(String, String)>,
         argv: Vec<String>,
     },
+    /// `healthd set STATE | NAME STATE ...`: edit the readiness file.
+    Set(ClientArgs),
+    /// `healthd probe [PATH|URL] [--timeout DUR]`: one GET, exit 0 on 2xx/3xx.
+    Probe(ClientArgs),
+    /// `healthd wait [PATH|URL] [--timeout DUR]`: probe until it succeeds or the time is up.
+    Wait(ClientArgs),
+    /// `healthd status [PATH|URL] [--timeout DUR]`: a human-readable view of a running healthd.
+    Status(ClientArgs),
     Help,
     Version,
+}
+
+/// Arguments of the client commands: positional words, serve flags (they locate the server or the
+/// readiness file the same way `serve` does) and `--timeout`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientArgs {
+    pub words: Vec<String>,
+    pub flags: Vec<(String, String)>,
+    pub timeout: Option<String>,
 }
 
 /// A usage error: one line for the operator (exit 2).
@@ -53,8 +70,12 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     match sub {
         "serve" => parse_flags(rest).map(Command::Serve),
         "run" => parse_run(rest),
+        "set" => parse_client(rest, false, usize::MAX).map(Command::Set),
+        "probe" => parse_client(rest, true, 1).map(Command::Probe),
+        "wait" => parse_client(rest, true, 1).map(Command::Wait),
+        "status" => parse_client(rest, true, 1).map(Command::Status),
         other => Err(UsageError(format!(
-            "unknown command {other:?} (expected serve or run)"
+            "unknown command {other:?} (expected serve, run, set, probe, wait or status)"
         ))),
     }
 }
@@ -115,6 +136,45 @@ fn parse_flags(args: &[String]) -> Result<Vec<(String, String)>, UsageError> {
     Ok(out)
 }
 
+/// Words, serve flags and (if `timeout`) `--timeout`; at most `max_words` words.
+fn parse_client(
+    args: &[String],
+    timeout: bool,
+    max_words: usize,
+) -> Result<ClientArgs, UsageError> {
+    let mut out = ClientArgs::default();
+    let mut flags = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if !arg.starts_with("--") {
+            if out.words.len() == max_words {
+                return Err(UsageError(format!("unexpected argument {arg:?}")));
+            }
+            out.words.push(arg.clone());
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (arg.as_str(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))
+        };
+        if timeout && name == "--timeout" {
+            out.timeout = Some(value()?);
+        } else if SETTINGS.iter().any(|s| s.flag == name) {
+            flags.push((name.to_string(), value()?));
+        } else {
+            return Err(UsageError(format!("unknown argument {arg:?}")));
+        }
+    }
+    out.flags = flags;
+    Ok(out)
+}
+
 /// `healthd --help`: commands, then every setting with its variable, flag and default.
 pub fn help() -> String {
     let mut s = format!(
@@ -123,7 +183,14 @@ pub fn help() -> String {
          \x20   healthd run [FLAGS] [--] CMD [ARGS...]\n\
          \x20                               serve, and supervise CMD: exports NOTIFY_SOCKET, forwards\n\
          \x20                               SIGTERM/SIGINT/SIGHUP/SIGQUIT, exits with its code\n\
+         \x20   healthd set ready|notready  set the process status in the readiness file\n\
+         \x20   healthd set NAME STATE ...  declare endpoints ready or notready in the readiness file\n\
+         \x20   healthd probe [PATH|URL]    one GET of the health path; exit 0 on 200..399 (--timeout, default 2s)\n\
+         \x20   healthd wait [PATH|URL]     probe every 100ms until healthy (--timeout, default 60s)\n\
+         \x20   healthd status [PATH|URL]   show status, endpoints and uptime of a running healthd\n\
          \x20   healthd --help | --version\n\n\
+         The client commands read the same variables and flags as serve (port, host, paths, ready file);\n\
+         PATH is a path on 127.0.0.1:$DYN_SYSTEM_PORT, URL is http://IP[:PORT][/PATH].\n\n\
          SETTINGS (a flag wins over its variable; an empty value counts as unset):\n",
         env!("CARGO_PKG_VERSION")
     );
@@ -178,10 +245,45 @@ mod tests {
         );
         assert_eq!(
             check(&["frobnicate"]),
-            Err(
-                "unknown command \"frobnicate\" (expected serve or run); see healthd --help"
-                    .to_string()
-            )
+            Err("unknown command \"frobnicate\" (expected serve, run, set, probe, wait or status); see healthd --help".to_string())
+        );
+        let client = |words: &[&str], flags: &[(&str, &str)], timeout: Option<&str>| ClientArgs {
+            words: words.iter().map(|s| s.to_string()).collect(),
+            flags: flags.iter().map(|(a, b)| pair(a, b)).collect(),
+            timeout: timeout.map(str::to_string),
+        };
+        assert_eq!(
+            check(&["set", "a", "ready", "--ready-file", "/r", "b", "notready"]),
+            Ok(Command::Set(client(
+                &["a", "ready", "b", "notready"],
+                &[("--ready-file", "/r")],
+                None
+            )))
+        );
+        assert_eq!(
+            check(&["probe", "/live", "--timeout=3s", "--port", "9"]),
+            Ok(Command::Probe(client(
+                &["/live"],
+                &[("--port", "9")],
+                Some("3s")
+            )))
+        );
+        assert_eq!(check(&["wait"]), Ok(Command::Wait(client(&[], &[], None))));
+        assert_eq!(
+            check(&["status"]),
+            Ok(Command::Status(client(&[], &[], None)))
+        );
+        assert_eq!(
+            check(&["probe", "/a", "/b"]),
+            Err("unexpected argument \"/b\"; see healthd --help".to_string())
+        );
+        assert_eq!(
+            check(&["set", "ready", "--timeout", "1s"]),
+            Err("unknown argument \"--timeout\"; see healthd --help".to_string())
+        );
+        assert_eq!(
+            check(&["wait", "--timeout"]),
+            Err("--timeout needs a value; see healthd --help".to_string())
         );
         let run = |flags: Vec<(String, String)>, argv: &[&str]| {
             Ok(Command::Run {

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::state::Health;
@@ -90,6 +91,12 @@ pub const SETTINGS: &[Setting] = &[
         default: "off (healthd run: @healthd-PID)",
         help: "sd_notify datagram socket: a path, or @name for the abstract namespace",
     },
+    Setting {
+        var: "HEALTHD_READY_FILE",
+        flag: "--ready-file",
+        default: "none",
+        help: "readiness file to watch (and that healthd set edits): lines ready, notready, NAME=ready",
+    },
 ];
 
 /// What the Dynamo live path means.
@@ -133,6 +140,8 @@ pub struct Config {
     pub heartbeat_timeout: Option<Duration>,
     pub live_mode: LiveMode,
     pub notify_socket: Option<String>,
+    /// The readiness file (`HEALTHD_READY_FILE`), if any.
+    pub ready_file: Option<PathBuf>,
     /// Which setting supplied each non-default value ("DYN_SYSTEM_PORT" or "--port"), so that
     /// later validation (route collisions) can name it.
     pub origin: BTreeMap<&'static str, String>,
@@ -250,6 +259,10 @@ pub fn load(
         None => Duration::from_secs(5),
         Some((n, v)) => parse_duration(v).map_err(|e| ConfigError::new(n, v, e))?,
     };
+    let ready_file = match get("HEALTHD_READY_FILE") {
+        None => None,
+        Some((n, v)) => Some(parse_ready_file(v).map_err(|e| ConfigError::new(n, v, e))?),
+    };
 
     let heartbeat_timeout = match get("HEALTHD_HEARTBEAT_TIMEOUT") {
         None | Some((_, "off")) => None,
@@ -297,6 +310,7 @@ pub fn load(
             heartbeat_timeout,
             live_mode,
             notify_socket,
+            ready_file,
             origin,
         },
         warnings: unknown_name_warnings(env),
@@ -397,6 +411,14 @@ fn parse_socket_name(v: &str) -> Result<&str, &'static str> {
     } else {
         Err("expected a socket path (under 108 bytes) or @name for the abstract namespace")
     }
+}
+
+/// `HEALTHD_READY_FILE`: a file path (its directory may appear later); not a directory name.
+fn parse_ready_file(v: &str) -> Result<PathBuf, &'static str> {
+    if v.ends_with('/') || v == "." || v == ".." || v.ends_with("/.") || v.ends_with("/..") {
+        return Err("expected the path of a file, such as /run/healthd/ready (not a directory)");
+    }
+    Ok(PathBuf::from(v))
 }
 
 /// Durations: `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds (`1.5`).
@@ -504,6 +526,31 @@ mod tests {
             ("/health", "/live")
         );
         assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(c.ready_file, None);
+    }
+
+    #[test]
+    fn ready_files() {
+        for (v, want) in [
+            ("/run/healthd/ready", Ok("/run/healthd/ready")),
+            ("ready", Ok("ready")),
+            (" /tmp/r ", Ok("/tmp/r")),
+            ("/tmp/", Err(())),
+            (".", Err(())),
+            ("/tmp/..", Err(())),
+        ] {
+            let got = check(&[("HEALTHD_READY_FILE", v)]);
+            match (want, got) {
+                (Ok(w), Ok(c)) => assert_eq!(c.ready_file, Some(PathBuf::from(w)), "{v:?}"),
+                (Err(()), Err(e)) => assert_eq!(
+                    e,
+                    format!(
+                        "HEALTHD_READY_FILE={v:?}: expected the path of a file, such as /run/healthd/ready (not a directory)"
+                    )
+                ),
+                (w, g) => panic!("{v:?}: want {w:?}, got {g:?}"),
+            }
+        }
     }
 
     #[test]

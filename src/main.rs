@@ -4,12 +4,14 @@
 //! command, pick the exit code. It is the only place that reads the process environment or exits.
 
 mod cli;
+mod client;
 mod config;
 mod dialect;
 mod http;
 mod log;
 mod routes;
 mod serve;
+mod set;
 mod source;
 mod state;
 mod supervise;
@@ -20,7 +22,6 @@ use std::process::ExitCode;
 /// Exit codes, as documented in `--help` and the README.
 mod exit {
     pub const SUCCESS: u8 = 0;
-    #[allow(dead_code)]
     pub const FAILURE: u8 = 1;
     pub const USAGE: u8 = 2;
 }
@@ -57,6 +58,25 @@ fn run(args: &[String], env: &BTreeMap<String, String>) -> u8 {
         }
         cli::Command::Serve(flags) => serve(env, &flags, None),
         cli::Command::Run { flags, argv } => serve(env, &flags, Some(argv)),
+        cli::Command::Set(args) => {
+            let config = match client_config(env, &args) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let Some(path) = config.ready_file else {
+                return fail(
+                    "set needs a readiness file: set HEALTHD_READY_FILE or pass --ready-file PATH \
+                     (the same file healthd serve watches)",
+                );
+            };
+            match set::parse(&args.words).and_then(|changes| set::run(&path, &changes)) {
+                Ok(()) => exit::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        cli::Command::Probe(args) => client(env, &args, client::PROBE_TIMEOUT, client::probe),
+        cli::Command::Wait(args) => client(env, &args, client::WAIT_TIMEOUT, client::wait),
+        cli::Command::Status(args) => client(env, &args, client::PROBE_TIMEOUT, client::status),
     }
 }
 
@@ -79,6 +99,53 @@ fn serve(
             log::line("error: ", format_args!("{}", e.message));
             e.code
         }
+    }
+}
+
+/// The configuration a client command sees: the same variables and flags as `serve`.
+fn client_config(
+    env: &BTreeMap<String, String>,
+    args: &cli::ClientArgs,
+) -> Result<config::Config, config::ConfigError> {
+    let loaded = config::load(env, &args.flags)?;
+    for w in &loaded.warnings {
+        log::warning!("{w}");
+    }
+    Ok(loaded.config)
+}
+
+/// Runs `probe`, `wait` or `status`: 0 when healthy, 1 when not, 2 on usage errors.
+fn client(
+    env: &BTreeMap<String, String>,
+    args: &cli::ClientArgs,
+    default_timeout: std::time::Duration,
+    command: fn(&client::Target, std::time::Duration) -> bool,
+) -> u8 {
+    let config = match client_config(env, args) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let timeout = match &args.timeout {
+        None => default_timeout,
+        Some(v) => match config::parse_duration(v) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                return fail(config::ConfigError::new(
+                    "--timeout",
+                    v,
+                    "expected a positive duration such as 500ms, 5s or 2m",
+                ));
+            }
+        },
+    };
+    let target = match client::target(args.words.first().map(String::as_str), &config) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    if command(&target, timeout) {
+        exit::SUCCESS
+    } else {
+        exit::FAILURE
     }
 }
 

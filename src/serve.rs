@@ -1,6 +1,6 @@
 //! `healthd serve`: wires configuration, state, sources and the responder together, in the order
 //! that keeps the promise "fail before you serve; never die while serving": everything fallible
-//! (routes, signal handlers, bind) happens before the `listening on` line.
+//! (routes, signal handlers, the first read of the readiness file, bind) happens before the `listening on` line.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -11,6 +11,7 @@ use crate::dialect::metrics::RequestCounts;
 use crate::http::{self, Handler, Request};
 use crate::log::info;
 use crate::routes::Router;
+use crate::source::file::{self, FileSource};
 use crate::source::{self, Shared};
 use crate::state::State;
 use crate::supervise;
@@ -51,12 +52,23 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
         State::new(Instant::now(), config.starting, config.required.clone())
             .with_heartbeat(config.heartbeat_timeout),
     ));
+    // The first read of the readiness file is part of "fail before you serve".
+    let file = match &config.ready_file {
+        Some(path) => Some(FileSource::start(path.clone(), Arc::clone(&state))?),
+        None => None,
+    };
     let server = http::Server::bind(addr, http::Limits::default()).map_err(|e| {
         format!("cannot listen on {addr}: {e} (set DYN_SYSTEM_PORT or --port to a free port, or 0 for any)")
     })?;
     let bound = server
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let reload = file.clone().map(|f| -> source::signals::Reload {
+        Box::new(move || {
+            file::log_reload(f.path());
+            f.refresh(true);
+        })
+    });
     // `healthd run` always has a notify socket: the abstract namespace needs no writable path.
     let notify = config.notify_socket.clone().or_else(|| {
         child
@@ -73,7 +85,11 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
     source::watchdog::spawn(Arc::clone(&state))
         .map_err(|e| format!("cannot start the watchdog thread: {e}"))?;
     let child = match child {
-        Some(argv) => Some(supervise::spawn(&argv, notify.as_deref())?),
+        Some(argv) => Some(supervise::spawn(
+            &argv,
+            notify.as_deref(),
+            config.ready_file.as_deref(),
+        )?),
         None => None,
     };
     source::signals::spawn(
@@ -82,14 +98,22 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
             state: Arc::clone(&state),
             stopper: server.stopper(),
             grace: config.shutdown_grace,
-            reload: None,
+            reload,
             child: child.clone(),
         },
     )
     .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    let from = match &file {
+        Some(f) => {
+            file::spawn(Arc::clone(f))
+                .map_err(|e| format!("cannot start the readiness-file watcher: {e}"))?;
+            format!("file {}, SIGUSR1/SIGUSR2", f.path().display())
+        }
+        None => "SIGUSR1/SIGUSR2 (no HEALTHD_READY_FILE)".to_string(),
+    };
 
     info!(
-        "health path {}, live path {} ({}), also /ready and /metrics; starting {}; required endpoints [{}]; readiness from: SIGUSR1/SIGUSR2{}; heartbeat {}",
+        "health path {}, live path {} ({}), also /ready and /metrics; starting {}; required endpoints [{}]; readiness from: {from}{}; heartbeat {}",
         config.health_path,
         config.live_path,
         match config.live_mode {

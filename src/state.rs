@@ -23,7 +23,6 @@ impl Health {
         }
     }
 
-    #[allow(dead_code)] // for the readiness-file source
     pub fn parse(s: &str) -> Option<Health> {
         match s {
             "ready" => Some(Health::Ready),
@@ -60,7 +59,7 @@ impl Source {
 }
 
 /// A change a source asks for.
-#[allow(dead_code)] // Process, Endpoint and Replace come with the readiness-file source
+#[allow(dead_code)] // Process and Endpoint are for sources that set one thing (notify socket)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
     /// Set the process status.

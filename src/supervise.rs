@@ -12,10 +12,29 @@ use crate::serve::StartError;
 use crate::source::signals::Child;
 
 /// Starts the child; 127 when the command does not exist, 126 when it cannot be executed.
-pub fn spawn(argv: &[String], notify: Option<&str>) -> Result<Child, StartError> {
+pub fn spawn(
+    argv: &[String],
+    notify: Option<&str>,
+    ready_file: Option<&std::path::Path>,
+) -> Result<Child, StartError> {
     let mut cmd = command(argv);
+    // healthd blocks its handled signals outside the signal thread; the child must start with
+    // none blocked, or it could not be stopped by SIGTERM.
+    // SAFETY: only sigemptyset and sigprocmask run between fork and exec; both are
+    // async-signal-safe and touch only the child's own mask.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
     if let Some(n) = notify {
         cmd.env("NOTIFY_SOCKET", n);
+    }
+    if let Some(f) = ready_file {
+        cmd.env("HEALTHD_READY_FILE", f);
     }
     let child = cmd.spawn().map_err(|e| spawn_error(argv, &e))?;
     let pid = child.id() as i32;

@@ -1,7 +1,7 @@
-//! Sources: what changes the state from outside (signals now; the readiness file, the notify
-//! socket and the CLI build on the same [`apply`]). Each source lives in its own file and only
+//! Sources: what changes the state from outside (signals, the readiness file, the notify socket). Each source lives in its own file and only
 //! ever speaks to the state through [`apply`], which logs one line per change naming the source.
 
+pub mod file;
 pub mod notify;
 pub mod signals;
 pub mod watchdog;
