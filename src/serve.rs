@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::config::Role;
 use crate::dialect::Head;
 use crate::dialect::metrics::RequestCounts;
 use crate::http::{self, Handler, Request};
-use crate::log::info;
+use crate::log::{info, warning};
 use crate::routes::Router;
 use crate::source::{self, Shared};
 use crate::state::State;
@@ -34,8 +35,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         config.starting,
         config.required.clone(),
     )));
+    let port_setting = match config.role {
+        Role::Worker => "DYN_SYSTEM_PORT or --port",
+        Role::Frontend => "DYN_HTTP_PORT or --http-port",
+    };
     let server = http::Server::bind(addr, http::Limits::default()).map_err(|e| {
-        format!("cannot listen on {addr}: {e} (set DYN_SYSTEM_PORT or --port to a free port, or 0 for any)")
+        format!("cannot listen on {addr}: {e} (set {port_setting} to a free port, or 0 for any)")
     })?;
     let bound = server
         .local_addr()
@@ -55,6 +60,16 @@ pub fn run(config: Config) -> Result<(), StartError> {
         config.live_path,
         config.starting.as_str(),
         config.required.join(", "),
+    );
+    for line in &router.dropped {
+        warning!("{line}");
+    }
+    let sets = router.dialects().names();
+    info!(
+        "role {}; dialects: dynamo{}{}",
+        config.role.as_str(),
+        if sets.is_empty() { "" } else { ", " },
+        sets.join(", ")
     );
     info!("listening on {bound}");
     let mut app = App {
@@ -81,8 +96,15 @@ impl Handler for App {
         let now = Instant::now();
         let (head, label) = {
             let state = source::lock(&self.state);
-            self.router
-                .respond(req.method, req.path, &state, &self.counts, now, body)
+            self.router.respond(
+                req.method,
+                req.path,
+                req.query,
+                &state,
+                &self.counts,
+                now,
+                body,
+            )
         };
         self.counts.add(label, head.status);
         head
