@@ -134,7 +134,7 @@ pub const SETTINGS: &[Setting] = &[
         var: "DYN_HTTP_PORT",
         flag: "--http-port",
         default: "8000",
-        help: "port of the frontend role, used instead of DYN_SYSTEM_PORT; 0 = any free port, negative = server off",
+        help: "port of the frontend role, used instead of DYN_SYSTEM_PORT (0 = any free port, negative = server off)",
     },
     Setting {
         var: "DYN_HTTP_SVC_HEALTH_PATH",
