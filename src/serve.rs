@@ -65,8 +65,15 @@ pub fn run(config: Config) -> Result<(), StartError> {
         warning!("{line}");
     }
     let sets = router.dialects().names();
+    let frontend = match config.role {
+        Role::Worker => String::new(),
+        Role::Frontend => format!(
+            " (frontend health path {}, live path {}; the system paths above are not served)",
+            config.http_health_path, config.http_live_path
+        ),
+    };
     info!(
-        "role {}; dialects: dynamo{}{}",
+        "role {}{frontend}; dialects: dynamo{}{}",
         config.role.as_str(),
         if sets.is_empty() { "" } else { ", " },
         sets.join(", ")
