@@ -42,7 +42,8 @@ fi
 
 # --- the Python clients, pinned ------------------------------------------------------------------
 PINS="tritonclient[http]==$TRITONCLIENT_VERSION dapr==$DAPR_VERSION"
-if [ "$(cat "$VENV/pins" 2>/dev/null)" != "$PINS" ]; then
+if [ "$(cat "$VENV/pins" 2>/dev/null)" != "$PINS" ] ||
+  ! "$VENV/bin/python" -c 'import tritonclient.http, dapr.clients.health' 2>/dev/null; then
   say "creating $VENV with $PINS"
   rm -rf "$VENV"
   python3 -m venv "$VENV" || fail "python3 -m venv failed"
