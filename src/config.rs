@@ -12,7 +12,59 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::dialect::frontend::Names;
 use crate::state::Health;
+
+/// Which Dynamo view healthd presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Dynamo's per-process system status server (`DYN_SYSTEM_*`).
+    Worker,
+    /// Dynamo's frontend `/health` and `/live` (`DYN_HTTP_*`).
+    Frontend,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Worker => "worker",
+            Role::Frontend => "frontend",
+        }
+    }
+}
+
+/// The route sets served besides the Dynamo one. `explicit` is false when `HEALTHD_DIALECTS` was
+/// not set: then a set whose paths collide with a configured path is left out (with a warning)
+/// instead of refusing to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialects {
+    pub kserve: bool,
+    pub dapr: bool,
+    pub k8s: bool,
+    pub explicit: bool,
+}
+
+impl Dialects {
+    pub const ALL: Dialects = Dialects {
+        kserve: true,
+        dapr: true,
+        k8s: true,
+        explicit: false,
+    };
+
+    /// The enabled set names, for the start-up log.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("kserve", self.kserve),
+            ("dapr", self.dapr),
+            ("k8s", self.k8s),
+        ]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect()
+    }
+}
 
 /// One setting: an environment variable, the `healthd serve` flag that overrides it, its default
 /// as shown to the user, and one line of help.
@@ -68,6 +120,48 @@ pub const SETTINGS: &[Setting] = &[
         help: "path of the liveness route",
     },
     Setting {
+        var: "HEALTHD_DIALECTS",
+        flag: "--dialects",
+        default: "all",
+        help: "route sets served besides Dynamo's: all (those that do not collide), none, or a list of kserve, dapr, k8s",
+    },
+    Setting {
+        var: "HEALTHD_ROLE",
+        flag: "--role",
+        default: "worker",
+        help: "worker (Dynamo's system status server) or frontend: the Dynamo frontend's /health and /live, on DYN_HTTP_PORT",
+    },
+    Setting {
+        var: "DYN_HTTP_PORT",
+        flag: "--http-port",
+        default: "8000",
+        help: "port of the frontend role, used instead of DYN_SYSTEM_PORT (0 = any free port, negative = server off)",
+    },
+    Setting {
+        var: "DYN_HTTP_SVC_HEALTH_PATH",
+        flag: "--http-health-path",
+        default: "/health",
+        help: "path of the frontend role's health route",
+    },
+    Setting {
+        var: "DYN_HTTP_SVC_LIVE_PATH",
+        flag: "--http-live-path",
+        default: "/live",
+        help: "path of the frontend role's liveness route",
+    },
+    Setting {
+        var: "HEALTHD_NAMESPACE",
+        flag: "--namespace",
+        default: "dynamo",
+        help: "namespace of the frontend role's dyn://namespace.component.endpoint names",
+    },
+    Setting {
+        var: "HEALTHD_COMPONENT",
+        flag: "--component",
+        default: "backend",
+        help: "component of the frontend role's dyn://namespace.component.endpoint names",
+    },
+    Setting {
         var: "HEALTHD_SHUTDOWN_GRACE",
         flag: "--shutdown-grace",
         default: "5s",
@@ -115,6 +209,8 @@ pub enum Disabled {
     NotEnabled,
     /// A negative `DYN_SYSTEM_PORT`.
     NegativePort(i64),
+    /// A negative `DYN_HTTP_PORT` in the frontend role.
+    NegativeHttpPort(i64),
 }
 
 impl fmt::Display for Disabled {
@@ -122,6 +218,7 @@ impl fmt::Display for Disabled {
         match self {
             Disabled::NotEnabled => write!(f, "DYN_SYSTEM_ENABLED=false"),
             Disabled::NegativePort(p) => write!(f, "DYN_SYSTEM_PORT={p} is negative"),
+            Disabled::NegativeHttpPort(p) => write!(f, "DYN_HTTP_PORT={p} is negative"),
         }
     }
 }
@@ -136,6 +233,14 @@ pub struct Config {
     pub required: Vec<String>,
     pub health_path: String,
     pub live_path: String,
+    /// The route sets served besides Dynamo's.
+    pub dialects: Dialects,
+    pub role: Role,
+    /// The frontend role's health and live paths (`DYN_HTTP_SVC_*`).
+    pub http_health_path: String,
+    pub http_live_path: String,
+    /// `{namespace}.{component}` of the frontend role's `dyn://` names.
+    pub names: Names,
     pub shutdown_grace: Duration,
     pub heartbeat_timeout: Option<Duration>,
     pub live_mode: LiveMode,
@@ -255,6 +360,41 @@ pub fn load(
             "the health path and the live path must differ",
         ));
     }
+    let dialects = match get("HEALTHD_DIALECTS") {
+        None => Dialects::ALL,
+        Some((n, v)) => parse_dialects(v).map_err(|e| ConfigError::new(n, v, e))?,
+    };
+    let role = match get("HEALTHD_ROLE") {
+        None | Some((_, "worker")) => Role::Worker,
+        Some((_, "frontend")) => Role::Frontend,
+        Some((n, v)) => return Err(ConfigError::new(n, v, "expected worker or frontend")),
+    };
+    let http_port = match get("DYN_HTTP_PORT") {
+        None => 8000,
+        Some((n, v)) => parse_port(v).map_err(|e| ConfigError::new(n, v, e))?,
+    };
+    let http_health_path = path("DYN_HTTP_SVC_HEALTH_PATH", "/health")?;
+    let http_live_path = path("DYN_HTTP_SVC_LIVE_PATH", "/live")?;
+    if role == Role::Frontend && http_health_path == http_live_path {
+        let (n, _) = get("DYN_HTTP_SVC_LIVE_PATH")
+            .or(get("DYN_HTTP_SVC_HEALTH_PATH"))
+            .unwrap_or(("DYN_HTTP_SVC_LIVE_PATH", ""));
+        return Err(ConfigError::new(
+            n,
+            &http_live_path,
+            "the frontend health path and live path must differ",
+        ));
+    }
+    let name = |var: &'static str, default: &str| match get(var) {
+        None => Ok(default.to_string()),
+        Some((n, v)) => check_dyn_name(v)
+            .map(|()| v.to_string())
+            .map_err(|e| ConfigError::new(n, v, e)),
+    };
+    let names = Names {
+        namespace: name("HEALTHD_NAMESPACE", "dynamo")?,
+        component: name("HEALTHD_COMPONENT", "backend")?,
+    };
     let shutdown_grace = match get("HEALTHD_SHUTDOWN_GRACE") {
         None => Duration::from_secs(5),
         Some((n, v)) => parse_duration(v).map_err(|e| ConfigError::new(n, v, e))?,
@@ -291,7 +431,14 @@ pub fn load(
         ),
     };
 
-    let listen = if !enabled {
+    let listen = if role == Role::Frontend {
+        // The frontend listens on its own port; DYN_SYSTEM_PORT/ENABLED are the worker's.
+        if http_port < 0 {
+            Err(Disabled::NegativeHttpPort(http_port))
+        } else {
+            Ok(SocketAddr::new(host, http_port as u16))
+        }
+    } else if !enabled {
         Err(Disabled::NotEnabled)
     } else if port < 0 {
         Err(Disabled::NegativePort(port))
@@ -306,6 +453,11 @@ pub fn load(
             required,
             health_path,
             live_path,
+            dialects,
+            role,
+            http_health_path,
+            http_live_path,
+            names,
             shutdown_grace,
             heartbeat_timeout,
             live_mode,
@@ -384,6 +536,52 @@ pub fn check_endpoint_name(name: &str) -> Result<(), &'static str> {
         Ok(())
     } else {
         Err("names use letters, digits, '_', '-' and '.' (at most 128)")
+    }
+}
+
+/// `HEALTHD_DIALECTS`: `all`, `none`, or a comma-separated list of set names (`dynamo` is
+/// accepted and always on).
+fn parse_dialects(v: &str) -> Result<Dialects, &'static str> {
+    const EXPECTED: &str = "expected all, none, or a comma-separated list of kserve, dapr, k8s";
+    let mut d = Dialects {
+        kserve: false,
+        dapr: false,
+        k8s: false,
+        explicit: true,
+    };
+    match v {
+        "all" => {
+            return Ok(Dialects {
+                explicit: true,
+                ..Dialects::ALL
+            });
+        }
+        "none" => return Ok(d),
+        _ => {}
+    }
+    for item in v.split(',').map(str::trim) {
+        match item {
+            "kserve" => d.kserve = true,
+            "dapr" => d.dapr = true,
+            "k8s" => d.k8s = true,
+            "dynamo" => {}
+            _ => return Err(EXPECTED),
+        }
+    }
+    Ok(d)
+}
+
+/// A namespace or component of a `dyn://namespace.component.endpoint` name: no dots, which
+/// separate the parts.
+fn check_dyn_name(v: &str) -> Result<(), &'static str> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("expected letters, digits, '_' and '-' (no dots; at most 64)")
     }
 }
 
@@ -734,6 +932,60 @@ mod tests {
         for v in ["", "-1s", "5x", "s", "1e3", "inf"] {
             assert!(parse_duration(v).is_err(), "{v}");
         }
+    }
+
+    #[test]
+    fn dialects_role_and_frontend() {
+        let c = check(&[]).unwrap();
+        assert_eq!((c.dialects, c.role), (Dialects::ALL, Role::Worker));
+        assert_eq!(
+            (c.http_health_path.as_str(), c.http_live_path.as_str()),
+            ("/health", "/live")
+        );
+        assert_eq!(
+            (c.names.namespace.as_str(), c.names.component.as_str()),
+            ("dynamo", "backend")
+        );
+        for (v, want) in [
+            ("all", Some(["kserve", "dapr", "k8s"].as_slice())),
+            ("none", Some(&[])),
+            ("k8s, dapr", Some(&["dapr", "k8s"])),
+            ("dynamo,kserve", Some(&["kserve"])),
+            ("kserve,", None),
+            ("triton", None),
+        ] {
+            let got = check(&[("HEALTHD_DIALECTS", v)])
+                .map(|c| (c.dialects.names(), c.dialects.explicit));
+            match want {
+                Some(w) => assert_eq!(got, Ok((w.to_vec(), true)), "{v}"),
+                None => assert_eq!(
+                    got.unwrap_err(),
+                    format!(
+                        "HEALTHD_DIALECTS={v:?}: expected all, none, or a comma-separated list of kserve, dapr, k8s"
+                    )
+                ),
+            }
+        }
+        let c = check(&[("HEALTHD_ROLE", "frontend"), ("DYN_SYSTEM_PORT", "9")]).unwrap();
+        assert_eq!(c.listen, Ok("0.0.0.0:8000".parse().unwrap()));
+        let c = check(&[("HEALTHD_ROLE", "frontend"), ("DYN_HTTP_PORT", "-1")]).unwrap();
+        assert_eq!(c.listen, Err(Disabled::NegativeHttpPort(-1)));
+        assert_eq!(
+            check(&[("HEALTHD_ROLE", "router")]).unwrap_err(),
+            "HEALTHD_ROLE=\"router\": expected worker or frontend"
+        );
+        assert_eq!(
+            check(&[("HEALTHD_NAMESPACE", "a.b")]).unwrap_err(),
+            "HEALTHD_NAMESPACE=\"a.b\": expected letters, digits, '_' and '-' (no dots; at most 64)"
+        );
+        assert_eq!(
+            check(&[
+                ("HEALTHD_ROLE", "frontend"),
+                ("DYN_HTTP_SVC_LIVE_PATH", "/health")
+            ])
+            .unwrap_err(),
+            "DYN_HTTP_SVC_LIVE_PATH=\"/health\": the frontend health path and live path must differ"
+        );
     }
 
     #[test]

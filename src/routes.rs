@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
-use crate::config::{Config, ConfigError, LiveMode};
+use crate::config::{Config, ConfigError, Dialects, LiveMode, Role};
+use crate::dialect::frontend::{self, Names};
 use crate::dialect::metrics::{self, RequestCounts};
-use crate::dialect::{Head, JSON, TEXT, dynamo, write_json};
+use crate::dialect::{Head, JSON, TEXT, dapr, dynamo, k8s, kserve, write_json};
 use crate::state::State;
 
 /// A route; its label names it in metrics.
@@ -19,6 +20,17 @@ pub enum Route {
     Metrics,
     Metadata,
     Engine,
+    /// The frontend role's health and live paths.
+    FrontendHealth,
+    FrontendLive,
+    KserveLive,
+    KserveReady,
+    KserveModel,
+    KserveMetadata,
+    DaprHealthz,
+    DaprOutbound,
+    Livez,
+    Readyz,
 }
 
 impl Route {
@@ -29,38 +41,94 @@ impl Route {
             Route::Metrics => "metrics",
             Route::Metadata => "metadata",
             Route::Engine => "engine",
+            Route::FrontendHealth => "health",
+            Route::FrontendLive => "live",
+            Route::KserveLive => "kserve_live",
+            Route::KserveReady => "kserve_ready",
+            Route::KserveModel => "kserve_model_ready",
+            Route::KserveMetadata => "kserve_metadata",
+            Route::DaprHealthz => "dapr_healthz",
+            Route::DaprOutbound => "dapr_outbound",
+            Route::Livez => "livez",
+            Route::Readyz => "readyz",
         }
     }
 }
 
-/// Routes whose path is fixed (everything but the configurable health and live paths).
-fn fixed(path: &str) -> Option<Route> {
+/// Routes whose path is fixed, apart from the dialect sets: `/metrics` always, and the system
+/// status server's `/metadata` and `/engine/*` in the worker role.
+fn fixed(role: Role, path: &str) -> Option<Route> {
     match path {
         "/metrics" => Some(Route::Metrics),
-        "/metadata" => Some(Route::Metadata),
-        p if p.starts_with("/engine/") => Some(Route::Engine),
+        "/metadata" if role == Role::Worker => Some(Route::Metadata),
+        p if p.starts_with("/engine/") && role == Role::Worker => Some(Route::Engine),
         _ => None,
     }
+}
+
+/// The route of an enabled dialect set for `path`, if any.
+fn dialect(sets: &Dialects, path: &str) -> Option<Route> {
+    if sets.kserve && kserve::matches(path) {
+        return Some(match path {
+            "/v2" => Route::KserveMetadata,
+            "/v2/health/live" => Route::KserveLive,
+            "/v2/health/ready" => Route::KserveReady,
+            _ => Route::KserveModel,
+        });
+    }
+    if sets.dapr && dapr::matches(path) {
+        return Some(if path == dapr::HEALTHZ {
+            Route::DaprHealthz
+        } else {
+            Route::DaprOutbound
+        });
+    }
+    if sets.k8s && k8s::matches(path) {
+        return Some(if path.starts_with("/livez") {
+            Route::Livez
+        } else {
+            Route::Readyz
+        });
+    }
+    None
 }
 
 /// The route table for one configuration.
 #[derive(Debug, Clone)]
 pub struct Router {
+    role: Role,
     health_path: String,
     live_path: String,
     live_mode: LiveMode,
+    sets: Dialects,
+    names: Names,
+    /// One line per dialect set left out because it collides (for the start-up log).
+    pub dropped: Vec<String>,
 }
 
 impl Router {
-    /// Builds the table, refusing a health or live path that another route already answers.
+    /// Builds the table, refusing a health or live path that another route already answers. A
+    /// dialect set that collides is refused when `HEALTHD_DIALECTS` named it, and left out (see
+    /// `dropped`) when it is only there by default.
     pub fn new(config: &Config) -> Result<Router, ConfigError> {
-        for (var, path) in [
-            ("DYN_SYSTEM_HEALTH_PATH", &config.health_path),
-            ("DYN_SYSTEM_LIVE_PATH", &config.live_path),
-        ] {
-            if let Some(route) = fixed(path) {
+        let role = config.role;
+        let paths = match role {
+            Role::Worker => [
+                ("DYN_SYSTEM_HEALTH_PATH", &config.health_path),
+                ("DYN_SYSTEM_LIVE_PATH", &config.live_path),
+            ],
+            Role::Frontend => [
+                ("DYN_HTTP_SVC_HEALTH_PATH", &config.http_health_path),
+                ("DYN_HTTP_SVC_LIVE_PATH", &config.http_live_path),
+            ],
+        };
+        let mut sets = config.dialects;
+        let mut dropped = Vec::new();
+        for (var, path) in paths {
+            let name = config.origin_of(var);
+            if let Some(route) = fixed(role, path) {
                 return Err(ConfigError::new(
-                    config.origin_of(var),
+                    name,
                     path,
                     format!(
                         "collides with the {} route healthd serves; choose another path",
@@ -68,34 +136,82 @@ impl Router {
                     ),
                 ));
             }
+            let mut only = |set: &str, on: &mut bool, matches: fn(&str) -> bool| {
+                if !*on || !matches(path) {
+                    return Ok(());
+                }
+                if config.dialects.explicit {
+                    return Err(ConfigError::new(
+                        name,
+                        path,
+                        format!(
+                            "collides with the {set} routes healthd serves; choose another path or leave {set} out of {}",
+                            config.origin_of("HEALTHD_DIALECTS")
+                        ),
+                    ));
+                }
+                *on = false;
+                dropped.push(format!(
+                    "{set} routes left out: {name}={path} is one of their paths (set HEALTHD_DIALECTS to choose)"
+                ));
+                Ok(())
+            };
+            only("kserve", &mut sets.kserve, kserve::matches)?;
+            only("dapr", &mut sets.dapr, dapr::matches)?;
+            only("k8s", &mut sets.k8s, k8s::matches)?;
         }
+        let (health_path, live_path) = match role {
+            Role::Worker => (&config.health_path, &config.live_path),
+            Role::Frontend => (&config.http_health_path, &config.http_live_path),
+        };
         Ok(Router {
-            health_path: config.health_path.clone(),
-            live_path: config.live_path.clone(),
+            role,
+            health_path: health_path.clone(),
+            live_path: live_path.clone(),
             live_mode: config.live_mode,
+            sets,
+            names: config.names.clone(),
+            dropped,
         })
+    }
+
+    /// The dialect sets actually served (after leaving out colliding ones).
+    pub fn dialects(&self) -> Dialects {
+        self.sets
     }
 
     /// The route for `path` (query already removed), if any.
     pub fn route(&self, path: &str) -> Option<Route> {
+        let frontend = self.role == Role::Frontend;
         if path == self.health_path {
-            Some(Route::DynamoHealth("health"))
+            Some(if frontend {
+                Route::FrontendHealth
+            } else {
+                Route::DynamoHealth("health")
+            })
         } else if path == self.live_path {
-            Some(Route::DynamoLive)
-        } else if path == "/ready" {
+            Some(if frontend {
+                Route::FrontendLive
+            } else {
+                Route::DynamoLive
+            })
+        } else if path == "/ready" && !frontend {
             // Dynamo's docs promise /ready; its code never had it. Same answer as health.
             Some(Route::DynamoHealth("ready"))
         } else {
-            fixed(path)
+            fixed(self.role, path).or_else(|| dialect(&self.sets, path))
         }
     }
 
     /// Answers one request: writes the body into `body` (empty on entry) and returns the head and
-    /// the route label for metrics.
+    /// the route label for metrics. `query` is the raw query string (without `?`); only the
+    /// Kubernetes routes read it.
+    #[allow(clippy::too_many_arguments)]
     pub fn respond(
         &self,
         method: &str,
         path: &str,
+        query: &str,
         state: &State,
         counts: &RequestCounts,
         now: Instant,
@@ -136,6 +252,19 @@ impl Router {
                 );
                 Head::new(404, JSON)
             }
+            Route::FrontendHealth => frontend::health(state, &self.names, body),
+            Route::FrontendLive => frontend::live(state, body),
+            Route::KserveLive => kserve::live(state, state.liveness(now), body),
+            Route::KserveReady => kserve::ready(state, state.liveness(now), body),
+            Route::KserveModel => {
+                kserve::model_ready(state, kserve::model_of(path).unwrap_or_default(), body)
+            }
+            Route::KserveMetadata => kserve::metadata(body),
+            Route::DaprHealthz => dapr::healthz(state, state.liveness(now), body),
+            Route::DaprOutbound => dapr::outbound(state, state.liveness(now), body),
+            Route::Livez | Route::Readyz => {
+                k8s::respond(state, state.liveness(now), path, query, body)
+            }
         };
         (head, route.label())
     }
@@ -161,6 +290,7 @@ mod tests {
         let (head, _) = router.respond(
             method,
             path,
+            "",
             &state,
             &RequestCounts::default(),
             Instant::now(),
@@ -191,6 +321,28 @@ mod tests {
             ),
             ("GET", "/metadata", (404, TEXT, false, "Discovery m")),
             ("GET", "/engine/x", (404, JSON, false, "{\"error\":\"R")),
+            (
+                "GET",
+                "/v2/health/live",
+                (200, JSON, false, "{\"live\":true}"),
+            ),
+            (
+                "GET",
+                "/v2/health/ready",
+                (200, JSON, false, "{\"ready\":true"),
+            ),
+            (
+                "GET",
+                "/v2/models/x/ready",
+                (404, JSON, false, "{\"error\":\"R"),
+            ),
+            ("GET", "/v2", (200, JSON, false, "{\"name\":\"hea")),
+            ("POST", "/v2/health/ready", (405, TEXT, true, "")),
+            ("GET", "/v1.0/healthz", (204, JSON, false, "")),
+            ("GET", "/v1.0/healthz/outbound", (204, JSON, false, "")),
+            ("GET", "/livez", (200, TEXT, false, "ok")),
+            ("GET", "/readyz", (200, TEXT, false, "ok")),
+            ("GET", "/readyz/nope", (404, TEXT, false, "Route not fo")),
         ];
         for (method, path, (status, ct, allow, prefix)) in cases {
             let got = check(&r, method, path);
@@ -211,6 +363,68 @@ mod tests {
         assert_eq!(r.route("/lz"), Some(Route::DynamoLive));
         assert_eq!(r.route("/health"), None);
         assert_eq!(r.route("/live"), None);
+    }
+
+    #[test]
+    fn dialect_collisions_drop_by_default_and_fail_when_chosen() {
+        let c = config(&[("DYN_SYSTEM_HEALTH_PATH", "/readyz")]).unwrap();
+        let r = Router::new(&c).unwrap();
+        assert_eq!(r.route("/readyz"), Some(Route::DynamoHealth("health")));
+        assert_eq!(r.route("/livez"), None);
+        assert_eq!(r.route("/v2/health/live"), Some(Route::KserveLive));
+        assert_eq!(
+            r.dropped,
+            [
+                "k8s routes left out: DYN_SYSTEM_HEALTH_PATH=/readyz is one of their paths (set HEALTHD_DIALECTS to choose)"
+            ]
+        );
+        let c = config(&[
+            ("DYN_SYSTEM_LIVE_PATH", "/v2/models/m/ready"),
+            ("HEALTHD_DIALECTS", "kserve,dapr"),
+        ])
+        .unwrap();
+        assert_eq!(
+            Router::new(&c).unwrap_err().to_string(),
+            "DYN_SYSTEM_LIVE_PATH=\"/v2/models/m/ready\": collides with the kserve routes healthd serves; choose another path or leave kserve out of HEALTHD_DIALECTS"
+        );
+        let c = config(&[
+            ("DYN_SYSTEM_LIVE_PATH", "/v1.0/healthz"),
+            ("HEALTHD_DIALECTS", "kserve,k8s"),
+        ])
+        .unwrap();
+        let r = Router::new(&c).unwrap();
+        assert_eq!(r.route("/v1.0/healthz"), Some(Route::DynamoLive));
+        assert_eq!(r.route("/v1.0/healthz/outbound"), None);
+        assert!(r.dropped.is_empty());
+        let c = config(&[("HEALTHD_DIALECTS", "none")]).unwrap();
+        let r = Router::new(&c).unwrap();
+        assert_eq!((r.route("/v2"), r.route("/livez")), (None, None));
+    }
+
+    #[test]
+    fn frontend_role_routes() {
+        let c = config(&[
+            ("HEALTHD_ROLE", "frontend"),
+            ("DYN_SYSTEM_HEALTH_PATH", "/metrics"),
+            ("DYN_HTTP_SVC_LIVE_PATH", "/alive"),
+        ])
+        .unwrap();
+        let r = Router::new(&c).unwrap();
+        assert_eq!(r.route("/health"), Some(Route::FrontendHealth));
+        assert_eq!(r.route("/alive"), Some(Route::FrontendLive));
+        assert_eq!(r.route("/live"), None);
+        assert_eq!(r.route("/ready"), None);
+        assert_eq!(r.route("/metadata"), None);
+        assert_eq!(r.route("/metrics"), Some(Route::Metrics));
+        let c = config(&[
+            ("HEALTHD_ROLE", "frontend"),
+            ("DYN_HTTP_SVC_HEALTH_PATH", "/metrics"),
+        ])
+        .unwrap();
+        assert_eq!(
+            Router::new(&c).unwrap_err().to_string(),
+            "DYN_HTTP_SVC_HEALTH_PATH=\"/metrics\": collides with the metrics route healthd serves; choose another path"
+        );
     }
 
     #[test]

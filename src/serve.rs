@@ -5,11 +5,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::config::{Config, LiveMode};
+use crate::config::{Config, LiveMode, Role};
 use crate::dialect::Head;
 use crate::dialect::metrics::RequestCounts;
 use crate::http::{self, Handler, Request};
-use crate::log::info;
+use crate::log::{info, warning};
 use crate::routes::Router;
 use crate::source::file::{self, FileSource};
 use crate::source::{self, Shared};
@@ -57,8 +57,12 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
         Some(path) => Some(FileSource::start(path.clone(), Arc::clone(&state))?),
         None => None,
     };
+    let port_setting = match config.role {
+        Role::Worker => "DYN_SYSTEM_PORT or --port",
+        Role::Frontend => "DYN_HTTP_PORT or --http-port",
+    };
     let server = http::Server::bind(addr, http::Limits::default()).map_err(|e| {
-        format!("cannot listen on {addr}: {e} (set DYN_SYSTEM_PORT or --port to a free port, or 0 for any)")
+        format!("cannot listen on {addr}: {e} (set {port_setting} to a free port, or 0 for any)")
     })?;
     let bound = server
         .local_addr()
@@ -131,6 +135,23 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
             .map(|t| format!("every {t:?}"))
             .unwrap_or_else(|| "off".into()),
     );
+    for line in &router.dropped {
+        warning!("{line}");
+    }
+    let sets = router.dialects().names();
+    let frontend = match config.role {
+        Role::Worker => String::new(),
+        Role::Frontend => format!(
+            " (frontend health path {}, live path {}; the system paths above are not served)",
+            config.http_health_path, config.http_live_path
+        ),
+    };
+    info!(
+        "role {}{frontend}; dialects: dynamo{}{}",
+        config.role.as_str(),
+        if sets.is_empty() { "" } else { ", " },
+        sets.join(", ")
+    );
     info!("listening on {bound}");
     let mut app = App {
         router,
@@ -161,8 +182,15 @@ impl Handler for App {
         let now = Instant::now();
         let (head, label) = {
             let state = source::lock(&self.state);
-            self.router
-                .respond(req.method, req.path, &state, &self.counts, now, body)
+            self.router.respond(
+                req.method,
+                req.path,
+                req.query,
+                &state,
+                &self.counts,
+                now,
+                body,
+            )
         };
         self.counts.add(label, head.status);
         head

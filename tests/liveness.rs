@@ -228,3 +228,45 @@ fn run_exports_notify_socket_to_the_child() {
     });
     h.wait_log("notify: READY=1; now ready");
 }
+
+#[test]
+fn a_stale_heartbeat_fails_liveness_in_every_dialect() {
+    let dir = tmpdir("dialects");
+    let sock = dir.join("n").to_string_lossy().into_owned();
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_NOTIFY_SOCKET", &sock),
+            ("HEALTHD_HEARTBEAT_TIMEOUT", "200ms"),
+            ("DYN_SYSTEM_STARTING_HEALTH_STATUS", "ready"),
+        ],
+        &[],
+    );
+    poll("the heartbeat to go stale", || {
+        h.get("/v2/health/live").status == 400
+    });
+    let r = h.get("/v2/health/live");
+    assert!(
+        r.body
+            .starts_with(r#"{"error":"Server not live: no heartbeat for "#),
+        "{}",
+        r.body
+    );
+    assert_eq!(h.get("/v2/health/ready").status, 400);
+    assert_eq!(h.get("/v1.0/healthz/outbound").status, 500);
+    assert_eq!(h.get("/v1.0/healthz").status, 500);
+    let r = h.get("/livez?verbose");
+    assert_eq!(r.status, 500);
+    assert!(
+        r.body.contains("[-]heartbeat failed: reason withheld"),
+        "{}",
+        r.body
+    );
+    assert_eq!(h.get("/readyz").status, 500);
+
+    send(&sock, b"WATCHDOG=1");
+    poll("recovery", || h.get("/v2/health/live").status == 200);
+    assert_eq!(h.get("/v1.0/healthz/outbound").status, 204);
+    let r = h.get("/livez?verbose");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("[+]heartbeat ok"), "{}", r.body);
+}

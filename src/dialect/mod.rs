@@ -2,7 +2,11 @@
 //! body that one family of clients expects. Pure: no sockets, no clock reads (time comes in), no
 //! state of their own. The route table that picks a dialect lives in `routes.rs`.
 
+pub mod dapr;
 pub mod dynamo;
+pub mod frontend;
+pub mod k8s;
+pub mod kserve;
 pub mod metrics;
 
 /// What a dialect decided: the status code, the content type and (written into a caller's buffer)

@@ -1,0 +1,217 @@
+//! The Dynamo frontend's health view (`HEALTHD_ROLE=frontend`): its `/health` lists the workers'
+//! endpoints it can route to, its `/live` says the frontend process is up.
+//!
+//! - `/live`: 200 `{"status":"live","message":"Service is live"}`; once draining, 503
+//!   `{"status":"shutting_down","message":"Service is shutting down"}`.
+//! - `/health`: always 200 (as Dynamo's frontend). With no ready endpoint:
+//!   `{"instances":[],"message":"No endpoints available","status":"unhealthy"}`; otherwise
+//!   `{"endpoints":["dyn://ns.comp.ep",...],"instances":[...],"status":"healthy"}`.
+//!
+//! "Registered" means "declared ready": every known endpoint whose state is ready is one instance
+//! of `dyn://{namespace}.{component}.{endpoint}`. Keys are in Dynamo's (alphabetical) order. An
+//! instance id is a full u64 derived from the `dyn://` name (FNV-1a, 64 bit), so it is the same on
+//! every start and for every replica that serves the same name.
+
+use serde::Serialize;
+
+use super::{Head, JSON, write_json};
+use crate::state::{Health, State};
+
+/// Where the frontend's endpoints live: the `{namespace}.{component}` of `dyn://` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub namespace: String,
+    pub component: String,
+}
+
+/// `/live`: the frontend is live until shutdown begins.
+pub fn live(state: &State, body: &mut Vec<u8>) -> Head {
+    let (status, code, message) = if state.draining() {
+        (503, "shutting_down", "Service is shutting down")
+    } else {
+        (200, "live", "Service is live")
+    };
+    #[derive(Serialize)]
+    struct Live {
+        status: &'static str,
+        message: &'static str,
+    }
+    write_json(
+        body,
+        &Live {
+            status: code,
+            message,
+        },
+    );
+    Head::new(status, JSON)
+}
+
+#[derive(Serialize)]
+struct Instance<'a> {
+    component: &'a str,
+    endpoint: &'a str,
+    instance_id: u64,
+    namespace: &'a str,
+    transport: Transport,
+}
+
+/// Dynamo's instances carry the NATS subject they are reached on; healthd reports the subject a
+/// Dynamo worker of that name and id would use, for clients that parse it.
+#[derive(Serialize)]
+struct Transport {
+    nats_tcp: String,
+}
+
+/// `/health`: the ready endpoints as `dyn://` names and instances; 200 either way.
+pub fn health(state: &State, names: &Names, body: &mut Vec<u8>) -> Head {
+    let ready: Vec<&str> = state
+        .endpoints()
+        .filter(|(_, h)| *h == Health::Ready)
+        .map(|(n, _)| n)
+        .collect();
+    if ready.is_empty() {
+        #[derive(Serialize)]
+        struct Unhealthy {
+            instances: [(); 0],
+            message: &'static str,
+            status: &'static str,
+        }
+        write_json(
+            body,
+            &Unhealthy {
+                instances: [],
+                message: "No endpoints available",
+                status: "unhealthy",
+            },
+        );
+        return Head::new(200, JSON);
+    }
+    #[derive(Serialize)]
+    struct Healthy<'a> {
+        endpoints: Vec<String>,
+        instances: Vec<Instance<'a>>,
+        status: &'static str,
+    }
+    // `state.endpoints()` is sorted and unique, so the names are too.
+    let endpoints = ready.iter().map(|e| dyn_name(names, e)).collect();
+    let instances = ready
+        .iter()
+        .map(|e| {
+            let id = instance_id(&dyn_name(names, e));
+            Instance {
+                component: &names.component,
+                endpoint: e,
+                instance_id: id,
+                namespace: &names.namespace,
+                transport: Transport {
+                    nats_tcp: format!("{}_{}.{e}-{id:x}", names.namespace, names.component),
+                },
+            }
+        })
+        .collect();
+    write_json(
+        body,
+        &Healthy {
+            endpoints,
+            instances,
+            status: "healthy",
+        },
+    );
+    Head::new(200, JSON)
+}
+
+/// `dyn://{namespace}.{component}.{endpoint}`.
+pub fn dyn_name(names: &Names, endpoint: &str) -> String {
+    format!("dyn://{}.{}.{endpoint}", names.namespace, names.component)
+}
+
+/// FNV-1a (64 bit) of the `dyn://` name: deterministic and using the whole u64 range.
+pub fn instance_id(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Source, Update};
+    use std::time::Instant;
+
+    fn check(head: Head, body: &[u8], status: u16, json: &str) {
+        assert_eq!(head, Head::new(status, JSON));
+        assert_eq!(std::str::from_utf8(body).unwrap(), json);
+    }
+
+    #[test]
+    fn ids_are_fnv1a_64() {
+        // Published FNV-1a test vectors.
+        assert_eq!(instance_id(""), 0xcbf29ce484222325);
+        assert_eq!(instance_id("a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(instance_id("foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn answers_in_every_state() {
+        let names = Names {
+            namespace: "dynamo".into(),
+            component: "backend".into(),
+        };
+        let mut s = State::new(Instant::now(), Health::NotReady, vec!["generate".into()]);
+        let mut b = Vec::new();
+        check(
+            health(&s, &names, &mut b),
+            &b,
+            200,
+            r#"{"instances":[],"message":"No endpoints available","status":"unhealthy"}"#,
+        );
+        b.clear();
+        check(
+            live(&s, &mut b),
+            &b,
+            200,
+            r#"{"status":"live","message":"Service is live"}"#,
+        );
+        s.apply(Update::All(Health::Ready), Source::Signal);
+        s.apply(Update::Endpoint("clear".into(), Health::Ready), Source::Cli);
+        s.apply(
+            Update::Endpoint("off".into(), Health::NotReady),
+            Source::Cli,
+        );
+        let (g, c) = (
+            instance_id("dyn://dynamo.backend.generate"),
+            instance_id("dyn://dynamo.backend.clear"),
+        );
+        b.clear();
+        check(
+            health(&s, &names, &mut b),
+            &b,
+            200,
+            &format!(
+                concat!(
+                    r#"{{"endpoints":["dyn://dynamo.backend.clear","dyn://dynamo.backend.generate"],"instances":["#,
+                    r#"{{"component":"backend","endpoint":"clear","instance_id":{c},"namespace":"dynamo","transport":{{"nats_tcp":"dynamo_backend.clear-{c:x}"}}}},"#,
+                    r#"{{"component":"backend","endpoint":"generate","instance_id":{g},"namespace":"dynamo","transport":{{"nats_tcp":"dynamo_backend.generate-{g:x}"}}}}"#,
+                    r#"],"status":"healthy"}}"#
+                ),
+                c = c,
+                g = g
+            ),
+        );
+        s.apply(Update::Drain, Source::Signal);
+        b.clear();
+        check(
+            live(&s, &mut b),
+            &b,
+            503,
+            r#"{"status":"shutting_down","message":"Service is shutting down"}"#,
+        );
+        b.clear();
+        check(
+            health(&s, &names, &mut b),
+            &b,
+            200,
+            r#"{"instances":[],"message":"No endpoints available","status":"unhealthy"}"#,
+        );
+    }
+}
