@@ -54,7 +54,7 @@ now_ms() { date +%s%3N; }
 [ "$(id -u)" = 0 ] || fail "must run as root: it creates PID and mount namespaces and chroots (CI runs as root)"
 
 missing=()
-for tool in unshare:util-linux nsenter:util-linux chroot:coreutils curl:curl strace:strace sha256sum:coreutils; do
+for tool in unshare:util-linux nsenter:util-linux chroot:coreutils curl:curl strace:strace sha256sum:coreutils file:file; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -145,12 +145,14 @@ descendants() {
 start_healthd() {
   local mode=$1 prefix=() env=(DYN_SYSTEM_HOST=127.0.0.1 DYN_SYSTEM_PORT=0 "HEALTHD_SHUTDOWN_GRACE=${GRACE_S}s")
   $have_file && env+=("HEALTHD_READY_FILE=$READY_FILE")
+  # shellcheck disable=SC2054 # trace=%file,connect is one strace argument
   [ "$mode" = strace ] && prefix=(strace -f -qq -o "$work/strace.log" -e trace=%file,connect)
   healthd_log=$work/healthd-$mode.log
   : >"$healthd_log"
   # Inside the new namespaces: a read-only bind of the root over itself, the writable directory
   # bound over /run/healthd, then exec (so healthd *is* PID 1) chroot, which drops to 65532 and
   # execs /healthd with a clean environment.
+  # shellcheck disable=SC2016 # the inner script expands its own positional parameters
   "${prefix[@]}" unshare --pid --fork --mount --propagation private --kill-child -- \
     /bin/sh -ec '
       root=$1 rundir=$2 ready_dir=$3 chroot=$4 user=$5; shift 5
