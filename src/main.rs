@@ -6,6 +6,8 @@
 mod cli;
 mod config;
 mod dialect;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod log;
 mod routes;
