@@ -182,8 +182,9 @@ proptest! {
         junk in head_input(),
         cut in any::<prop::sample::Index>(),
     ) {
-        let data = [reqs.concat(), junk].concat();
-        prop_assume!(data.len() <= MAX_HEAD);
+        let mut data = [reqs.concat(), junk].concat();
+        // Past MAX_HEAD, a cut may turn a later syntax error (400) into an early 431.
+        data.truncate(MAX_HEAD);
         let (whole, whole_out) = run(&data, usize::MAX);
         let cut = cut.index(data.len() + 1);
         let (first, mut out) = run(&data[..cut], usize::MAX);
