@@ -7,6 +7,8 @@ mod cli;
 mod client;
 mod config;
 mod dialect;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod log;
 mod routes;

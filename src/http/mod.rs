@@ -102,6 +102,9 @@ impl Server {
         limits.max_conns = limits.max_conns.min(fit);
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
+        // Accepted sockets inherit TCP_NODELAY from the listener (Linux): one syscall per
+        // connection saved.
+        sys::set_nodelay(listener.as_raw_fd());
         // SAFETY: re-listening on a listening socket only changes its backlog.
         unsafe { libc::listen(listener.as_raw_fd(), 4096) };
         Ok(Server {
@@ -165,13 +168,19 @@ impl Server {
             let n = lp.epoll.wait(&mut events, timeout);
             lp.now = Instant::now();
             lp.date.refresh();
+            // Connections first, new ones last: an admission at the cap evicts the oldest, and a
+            // connection admitted last round must get its read before it can be evicted.
+            let mut accept = false;
             for ev in &events[..n] {
                 let (token, flags) = (ev.u64, ev.events);
                 match token {
-                    LISTENER => lp.accept_all(),
+                    LISTENER => accept = true,
                     WAKER => self.stopper.wake.drain(),
                     _ => lp.on_event(token, flags),
                 }
+            }
+            if accept {
+                lp.accept_all();
             }
             if lp.now.duration_since(lp.last_sweep) >= Duration::from_millis(250) {
                 lp.sweep();
@@ -234,6 +243,11 @@ impl<H: Handler> Loop<'_, H> {
 
     fn accept_all(&mut self) {
         for _ in 0..256 {
+            // At the cap, make room by evicting the oldest; if every connection arrived this very
+            // round (a flood), leave the rest queued until those have been read once.
+            if self.live >= self.limits.max_conns && !self.evict_oldest() {
+                return;
+            }
             match sys::accept(self.listener.as_raw_fd()) {
                 Ok(fd) => self.admit(fd),
                 Err(e) => match e.raw_os_error() {
@@ -271,10 +285,6 @@ impl<H: Handler> Loop<'_, H> {
     }
 
     fn admit(&mut self, fd: OwnedFd) {
-        if self.live >= self.limits.max_conns {
-            self.evict_oldest();
-        }
-        sys::set_nodelay(fd.as_raw_fd());
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -283,15 +293,6 @@ impl<H: Handler> Loop<'_, H> {
                 self.conns.len() - 1
             }
         };
-        let token = self.token(idx);
-        if self
-            .epoll
-            .add(fd.as_raw_fd(), sys::IN | sys::RDHUP, token)
-            .is_err()
-        {
-            self.free.push(idx);
-            return;
-        }
         self.conns[idx] = Some(Conn {
             fd,
             inbuf: Vec::new(),
@@ -303,10 +304,18 @@ impl<H: Handler> Loop<'_, H> {
             since: self.now,
             close_after: false,
             linger_after: false,
-            interest: sys::IN | sys::RDHUP,
+            interest: 0,
             discarded: 0,
         });
         self.live += 1;
+        // A probe's request is usually here already (it queued in the backlog): answer it now,
+        // before later admissions from the same backlog can evict it as the oldest, unread. A
+        // connection answered and closed here never costs an epoll registration.
+        self.on_readable(idx);
+        let token = self.token(idx);
+        if self.conns[idx].as_ref().is_some_and(|c| c.interest == 0) {
+            self.set_interest(idx, sys::IN | sys::RDHUP, token);
+        }
     }
 
     fn close(&mut self, idx: usize) {
@@ -318,22 +327,26 @@ impl<H: Handler> Loop<'_, H> {
     }
 
     /// Closes the oldest sixteenth of the connections (at least one): one scan pays for many
-    /// admissions while a flood holds the cap.
-    fn evict_oldest(&mut self) {
+    /// admissions while a flood holds the cap. Connections admitted or answered this round are
+    /// spared (they have not had their chance yet); returns whether any was closed.
+    fn evict_oldest(&mut self) -> bool {
+        let now = self.now;
         let mut ages: Vec<(Instant, usize)> = self
             .conns
             .iter()
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().map(|c| (c.since, i)))
+            .filter(|&(since, _)| since < now)
             .collect();
-        let n = (ages.len() / 16).max(1).min(ages.len());
+        let n = (self.live / 16).max(1).min(ages.len());
         if n == 0 {
-            return;
+            return false;
         }
         ages.select_nth_unstable(n - 1);
         for &(_, idx) in &ages[..n] {
             self.close(idx);
         }
+        true
     }
 
     fn on_event(&mut self, token: u64, flags: u32) {
@@ -508,12 +521,14 @@ impl<H: Handler> Loop<'_, H> {
             return;
         };
         if c.interest != interest {
+            // Interest 0: not registered yet (a connection is read once before it is).
+            let registered = if c.interest == 0 {
+                self.epoll.add(c.fd.as_raw_fd(), interest, token)
+            } else {
+                self.epoll.modify(c.fd.as_raw_fd(), interest, token)
+            };
             c.interest = interest;
-            if self
-                .epoll
-                .modify(c.fd.as_raw_fd(), interest, token)
-                .is_err()
-            {
+            if registered.is_err() {
                 self.close(idx);
             }
         }

@@ -77,7 +77,13 @@ impl Healthd {
             vec![("DYN_SYSTEM_PORT", "0"), ("DYN_SYSTEM_HOST", "127.0.0.1")];
         full.retain(|(k, _)| !env.iter().any(|(e, _)| e == k));
         full.extend_from_slice(env);
-        let mut child = command(&full, args)
+        Healthd::spawn(command(&full, args))
+    }
+
+    /// Spawns a prepared `command` (for tests that adjust the child, e.g. its limits) and waits
+    /// for `listening on`.
+    pub fn spawn(mut cmd: Command) -> Healthd {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,378 @@
+//! Property tests (proptest) over everything that parses outside input: request heads
+//! ([`http::codec::answer`]) and the configuration ([`config::load`] and its parsers). `cargo test`
+//! runs a modest number of cases; a long run sets `PROPTEST_CASES` (see README, "Fuzzing").
+//! Any input a run finds that breaks a property is kept below as a regression case.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use crate::config::{self, check_endpoint_name, parse_duration, parse_endpoint_list};
+use crate::dialect::{Head, JSON, TEXT};
+use crate::http::codec::{self, Handler, MAX_HEAD, Progress, Request};
+
+// ---- request heads ----------------------------------------------------------------------------
+
+/// Answers `/x` with 200 `hi`, `/nc` with 204, anything else with 404 (a body without "HTTP/").
+struct Echo;
+
+impl Handler for Echo {
+    fn handle(&mut self, req: &Request<'_>, body: &mut Vec<u8>) -> Head {
+        assert!(!req.path.contains('?'), "query left in the path: {req:?}");
+        match req.path {
+            "/x" => {
+                body.extend_from_slice(b"hi");
+                Head::new(200, JSON)
+            }
+            "/nc" => Head::new(204, JSON),
+            _ => Head::new(404, TEXT),
+        }
+    }
+}
+
+const DATE: &[u8] = b"Thu, 01 Jan 1970 00:00:00 GMT";
+
+fn run(data: &[u8], max_out: usize) -> (Progress, Vec<u8>) {
+    let mut out = Vec::new();
+    let p = codec::answer(data, &mut Echo, DATE, &mut Vec::new(), &mut out, max_out);
+    (p, out)
+}
+
+/// The pieces of requests, good and bad, that inputs are built from (plus raw bytes).
+const PIECES: &[&str] = &[
+    "GET",
+    "HEAD",
+    "POST",
+    "PRI",
+    "G",
+    " ",
+    "  ",
+    "/x",
+    "/nc",
+    "/x?q=1",
+    "/",
+    "*",
+    "http://h:1/x",
+    "/\u{e9}",
+    "HTTP/1.1",
+    "HTTP/1.0",
+    "HTTP/2.0",
+    "HTTP/1.",
+    "\r\n",
+    "\n",
+    "\r",
+    "\r\n\r\n",
+    "\n\n",
+    "Host: h",
+    "Connection: close",
+    "Connection: keep-alive",
+    "Connection: Keep-Alive, close",
+    "Content-Length: 0",
+    "Content-Length: 5",
+    "Content-Length: 1000000000000",
+    "Content-Length: 99999999999999999999999",
+    "Content-Length: -1",
+    "Transfer-Encoding: chunked",
+    ":",
+    "X: ",
+    "\t",
+    "\0",
+];
+
+fn head_input() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        4 => proptest::sample::select(PIECES).prop_map(|s| s.as_bytes().to_vec()),
+        1 => proptest::collection::vec(any::<u8>(), 0..16),
+        1 => (0usize..3000, any::<u8>()).prop_map(|(n, b)| vec![b; n]),
+    ];
+    proptest::collection::vec(piece, 0..48).prop_map(|v| v.concat())
+}
+
+/// A complete well-formed request, possibly asking to close.
+fn good_request() -> impl Strategy<Value = Vec<u8>> {
+    (
+        proptest::sample::select(&["GET", "HEAD"][..]),
+        proptest::sample::select(&["/x", "/nc", "/y", "/x?a=b", "http://h/x"][..]),
+        proptest::sample::select(&["\r\n", "\n"][..]),
+        proptest::bool::weighted(0.1),
+    )
+        .prop_map(|(m, p, eol, close)| {
+            let conn = if close {
+                "Connection: close"
+            } else {
+                "Host: h"
+            };
+            format!("{m} {p} HTTP/1.1{eol}{conn}{eol}{eol}").into_bytes()
+        })
+}
+
+fn count_responses(out: &[u8]) -> usize {
+    out.windows(9).filter(|w| w == b"HTTP/1.1 ").count()
+}
+
+/// Properties of one call: never panics, consumes at most what it got, one response per answered
+/// request (plus at most one error answer, which closes), and a closing answer says so.
+fn check_head_properties(data: &[u8]) -> Result<(), TestCaseError> {
+    let (p, out) = run(data, usize::MAX);
+    prop_assert!(p.consumed <= data.len());
+    let n = count_responses(&out);
+    prop_assert!(
+        n == p.answered || (p.close && n == p.answered + 1),
+        "{p:?} {n}"
+    );
+    if p.close {
+        prop_assert!(out.ends_with(b"hi") || out.ends_with(b"\r\n\r\n") || n > 0);
+        let last = out.windows(9).rposition(|w| w == b"HTTP/1.1 ").unwrap();
+        let last = &out[last..];
+        prop_assert!(
+            last.windows(19).any(|w| w == b"connection: close\r\n"),
+            "closing answer without connection: close: {:?}",
+            String::from_utf8_lossy(last)
+        );
+    } else {
+        // What is left is an incomplete head, small enough to wait for.
+        let rest = &data[p.consumed..];
+        prop_assert!(
+            rest.len() <= MAX_HEAD,
+            "{} bytes left unanswered",
+            rest.len()
+        );
+        let (again, out2) = run(rest, usize::MAX);
+        prop_assert_eq!((again.answered, again.close, out2.len()), (0, false, 0));
+    }
+    // Output caps only delay answers: with a small cap, the same answers come in the same order.
+    let (mut done, mut capped) = (0, Vec::new());
+    loop {
+        let mut out = Vec::new();
+        let q = codec::answer(
+            &data[done..],
+            &mut Echo,
+            DATE,
+            &mut Vec::new(),
+            &mut out,
+            64,
+        );
+        capped.extend_from_slice(&out);
+        done += q.consumed;
+        if q.close || q.answered == 0 {
+            break;
+        }
+    }
+    prop_assert_eq!(&capped, &out);
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn request_heads_hold_their_properties(data in head_input()) {
+        check_head_properties(&data)?;
+    }
+
+    #[test]
+    fn raw_bytes_hold_their_properties(data in proptest::collection::vec(any::<u8>(), 0..10_000)) {
+        check_head_properties(&data)?;
+    }
+
+    /// Pipelined requests arriving in two reads (the loop carries the tail) are answered exactly
+    /// as when they arrive at once.
+    #[test]
+    fn split_reads_answer_like_one_read(
+        reqs in proptest::collection::vec(good_request(), 1..8),
+        junk in head_input(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut data = [reqs.concat(), junk].concat();
+        // Past MAX_HEAD, a cut may turn a later syntax error (400) into an early 431.
+        data.truncate(MAX_HEAD);
+        let (whole, whole_out) = run(&data, usize::MAX);
+        let cut = cut.index(data.len() + 1);
+        let (first, mut out) = run(&data[..cut], usize::MAX);
+        if !first.close {
+            let carried = [&data[first.consumed..cut], &data[cut..]].concat();
+            let (second, out2) = run(&carried, usize::MAX);
+            out.extend_from_slice(&out2);
+            prop_assert_eq!(first.answered + second.answered, whole.answered);
+            prop_assert_eq!(second.close, whole.close);
+        }
+        prop_assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&whole_out));
+    }
+}
+
+// ---- configuration ----------------------------------------------------------------------------
+
+const VARS: &[&str] = &[
+    "DYN_SYSTEM_PORT",
+    "DYN_SYSTEM_HOST",
+    "DYN_SYSTEM_ENABLED",
+    "DYN_SYSTEM_STARTING_HEALTH_STATUS",
+    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS",
+    "DYN_SYSTEM_HEALTH_PATH",
+    "DYN_SYSTEM_LIVE_PATH",
+    "HEALTHD_SHUTDOWN_GRACE",
+    "DYN_SYSTEM_PROT",
+    "HEALTHD_X",
+    "DYN_SYSTEM_",
+];
+
+const VALUES: &[&str] = &[
+    "",
+    " ",
+    "0",
+    "-1",
+    "8081",
+    "65535",
+    "65536",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "1e3",
+    "true",
+    "false",
+    "ready",
+    "notready",
+    "127.0.0.1",
+    "[::1]",
+    "::",
+    "localhost",
+    "[generate]",
+    "[\"a\", 'b', c]",
+    "[]",
+    "[,]",
+    "['']",
+    "[\"a]",
+    "/health",
+    "/live",
+    "/metrics",
+    "/engine/x",
+    "health",
+    "/a b",
+    "5s",
+    "500ms",
+    "1.5",
+    "2m",
+    "1h",
+    "1e400",
+    "ms",
+    ".",
+    "NaN",
+];
+
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => proptest::sample::select(VALUES).prop_map(str::to_string),
+        1 => any::<String>(),
+        1 => "[\\[\\]\"', a-z0-9_./-]{0,24}",
+    ]
+}
+
+fn endpoint_name() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_.-]{1,20}"
+}
+
+proptest! {
+    /// Any environment and flags: `load` never panics, and what it accepts is valid.
+    #[test]
+    fn config_load_never_panics_and_accepts_only_valid(
+        env in proptest::collection::btree_map(
+            prop_oneof![proptest::sample::select(VARS).prop_map(str::to_string), "[A-Z_]{0,20}"],
+            value(),
+            0..8,
+        ),
+        flags in proptest::collection::vec(
+            (proptest::sample::select(&["--port", "--host", "--health-path", "--live-path",
+                "--shutdown-grace", "--use-endpoint-health-status", "--nope"][..]), value()),
+            0..3,
+        ),
+    ) {
+        let flags: Vec<(String, String)> =
+            flags.into_iter().map(|(f, v)| (f.to_string(), v)).collect();
+        let env: BTreeMap<String, String> = env;
+        match config::load(&env, &flags) {
+            Ok(l) => {
+                let c = l.config;
+                prop_assert!(c.health_path.starts_with('/') && c.live_path.starts_with('/'));
+                prop_assert_ne!(&c.health_path, &c.live_path);
+                let mut sorted = c.required.clone();
+                sorted.sort();
+                sorted.dedup();
+                prop_assert_eq!(&sorted, &c.required);
+                for name in &c.required {
+                    prop_assert!(check_endpoint_name(name).is_ok());
+                }
+            }
+            Err(e) => {
+                let line = e.to_string();
+                prop_assert!(!line.contains('\n'), "multi-line error: {line}");
+                prop_assert!(line.contains(&e.name), "{line}");
+            }
+        }
+    }
+
+    /// Ports: every integer up to 65535 is accepted (negative = off), anything above refused.
+    #[test]
+    fn ports(p in prop_oneof![-100_000i64..100_000, any::<i64>()]) {
+        let env = BTreeMap::from([("DYN_SYSTEM_PORT".to_string(), format!(" {p} "))]);
+        match config::load(&env, &[]) {
+            Ok(l) => {
+                prop_assert!(p <= 65535);
+                match l.config.listen {
+                    Ok(addr) => prop_assert_eq!(i64::from(addr.port()), p),
+                    Err(_) => prop_assert!(p < 0),
+                }
+            }
+            Err(e) => {
+                prop_assert!(p > 65535);
+                prop_assert_eq!(e.name, "DYN_SYSTEM_PORT");
+            }
+        }
+    }
+
+    /// The array syntax: any list of valid names, quoted any way and spaced any way, parses to
+    /// the sorted set of names; any other string never panics and never yields a bad name.
+    #[test]
+    fn endpoint_lists(
+        names in proptest::collection::vec(
+            (endpoint_name(), 0..3usize, " {0,2}"), 0..6),
+        junk in any::<String>(),
+    ) {
+        let items: Vec<String> = names
+            .iter()
+            .map(|(n, q, sp)| {
+                let q = ["", "\"", "'"][*q];
+                format!("{sp}{q}{n}{q}{sp}")
+            })
+            .collect();
+        let list = format!("[{}]", items.join(","));
+        let mut want: Vec<String> = names.into_iter().map(|(n, _, _)| n).collect();
+        want.sort();
+        want.dedup();
+        prop_assert_eq!(parse_endpoint_list(&list), Ok(want));
+        if let Ok(got) = parse_endpoint_list(&junk) {
+            for name in got {
+                prop_assert!(check_endpoint_name(&name).is_ok());
+            }
+        }
+    }
+
+    /// Paths: accepted ones start with '/', are printable and carry no query or fragment.
+    #[test]
+    fn paths(v in prop_oneof![value(), "/[ -~]{0,300}"]) {
+        let env = BTreeMap::from([("DYN_SYSTEM_HEALTH_PATH".to_string(), v.clone())]);
+        if let Ok(l) = config::load(&env, &[]) {
+            let p = l.config.health_path;
+            prop_assert!(p.starts_with('/') && p.len() <= 256, "{p:?}");
+            prop_assert!(p.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#'));
+        }
+    }
+
+    /// Durations: whole numbers with each unit are exact; any string never panics.
+    #[test]
+    fn durations(n in 0u64..1_000_000, unit in 0..5usize, junk in any::<String>()) {
+        let (suffix, scale) = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("", 1000)][unit];
+        prop_assert_eq!(
+            parse_duration(&format!("{n}{suffix}")),
+            Ok(Duration::from_millis(n * scale))
+        );
+        let _ = parse_duration(&junk);
+    }
+}
