@@ -32,6 +32,8 @@ pub struct ClientArgs {
     pub words: Vec<String>,
     pub flags: Vec<(String, String)>,
     pub timeout: Option<String>,
+    /// `set --heartbeat`: show progress (touch the readiness file).
+    pub heartbeat: bool,
 }
 
 /// A usage error: one line for the operator (exit 2).
@@ -163,7 +165,9 @@ fn parse_client(
                 .or_else(|| it.next().cloned())
                 .ok_or_else(|| UsageError(format!("{name} needs a value")))
         };
-        if timeout && name == "--timeout" {
+        if !timeout && arg == "--heartbeat" {
+            out.heartbeat = true;
+        } else if timeout && name == "--timeout" {
             out.timeout = Some(value()?);
         } else if SETTINGS.iter().any(|s| s.flag == name) {
             flags.push((name.to_string(), value()?));
@@ -185,6 +189,7 @@ pub fn help() -> String {
          \x20                               SIGTERM/SIGINT/SIGHUP/SIGQUIT, exits with its code\n\
          \x20   healthd set ready|notready  set the process status in the readiness file\n\
          \x20   healthd set NAME STATE ...  declare endpoints ready or notready in the readiness file\n\
+         \x20   healthd set --heartbeat     show progress: touch the readiness file (HEALTHD_HEARTBEAT_TIMEOUT)\n\
          \x20   healthd probe [PATH|URL]    one GET of the health path; exit 0 on 200..399 (--timeout, default 2s)\n\
          \x20   healthd wait [PATH|URL]     probe every 100ms until healthy (--timeout, default 60s)\n\
          \x20   healthd status [PATH|URL]   show status, endpoints and uptime of a running healthd\n\
@@ -251,6 +256,7 @@ mod tests {
             words: words.iter().map(|s| s.to_string()).collect(),
             flags: flags.iter().map(|(a, b)| pair(a, b)).collect(),
             timeout: timeout.map(str::to_string),
+            heartbeat: false,
         };
         assert_eq!(
             check(&["set", "a", "ready", "--ready-file", "/r", "b", "notready"]),
@@ -269,6 +275,13 @@ mod tests {
             )))
         );
         assert_eq!(check(&["wait"]), Ok(Command::Wait(client(&[], &[], None))));
+        assert_eq!(
+            check(&["set", "--heartbeat"]),
+            Ok(Command::Set(ClientArgs {
+                heartbeat: true,
+                ..client(&[], &[], None)
+            }))
+        );
         assert_eq!(
             check(&["status"]),
             Ok(Command::Status(client(&[], &[], None)))

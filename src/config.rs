@@ -180,6 +180,12 @@ pub const SETTINGS: &[Setting] = &[
         help: "dynamo: the live path answers like the health path; shallow: 200 while alive",
     },
     Setting {
+        var: "HEALTHD_READY_URL",
+        flag: "--ready-url",
+        default: "none",
+        help: "poll this http://IP:PORT/PATH every second; its 200..399 sets the process ready",
+    },
+    Setting {
         var: "HEALTHD_NOTIFY_SOCKET",
         flag: "--notify-socket",
         default: "off (healthd run: @healthd-PID)",
@@ -245,6 +251,8 @@ pub struct Config {
     pub heartbeat_timeout: Option<Duration>,
     pub live_mode: LiveMode,
     pub notify_socket: Option<String>,
+    /// `HEALTHD_READY_URL`, checked by the client's URL parser at start.
+    pub ready_url: Option<String>,
     /// The readiness file (`HEALTHD_READY_FILE`), if any.
     pub ready_file: Option<PathBuf>,
     /// Which setting supplied each non-default value ("DYN_SYSTEM_PORT" or "--port"), so that
@@ -422,6 +430,7 @@ pub fn load(
         Some((_, "shallow")) => LiveMode::Shallow,
         Some((n, v)) => return Err(ConfigError::new(n, v, "expected dynamo or shallow")),
     };
+    let ready_url = get("HEALTHD_READY_URL").map(|(_, v)| v.to_string());
     let notify_socket = match get("HEALTHD_NOTIFY_SOCKET") {
         None => None,
         Some((n, v)) => Some(
@@ -462,6 +471,7 @@ pub fn load(
             heartbeat_timeout,
             live_mode,
             notify_socket,
+            ready_url,
             ready_file,
             origin,
         },

@@ -71,7 +71,12 @@ fn run(args: &[String], env: &BTreeMap<String, String>) -> u8 {
                      (the same file healthd serve watches)",
                 );
             };
-            match set::parse(&args.words).and_then(|changes| set::run(&path, &changes)) {
+            let done = if args.heartbeat && args.words.is_empty() {
+                set::touch(&path)
+            } else {
+                set::parse(&args.words).and_then(|changes| set::run(&path, &changes))
+            };
+            match done {
                 Ok(()) => exit::SUCCESS,
                 Err(e) => fail(e),
             }

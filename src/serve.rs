@@ -86,6 +86,17 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
         source::notify::spawn(sock, Arc::clone(&state))
             .map_err(|e| format!("cannot start the notify thread: {e}"))?;
     }
+    if let Some(url) = &config.ready_url {
+        let name = config.origin_of("HEALTHD_READY_URL");
+        let target = if url.starts_with("http://") {
+            crate::client::target(Some(url), &config)
+        } else {
+            Err("expected a URL such as http://127.0.0.1:8080/healthz".into())
+        }
+        .map_err(|e| format!("{name}={url:?}: {e}"))?;
+        source::url::spawn(target, Arc::clone(&state))
+            .map_err(|e| format!("cannot start the ready-url poller: {e}"))?;
+    }
     source::watchdog::spawn(Arc::clone(&state))
         .map_err(|e| format!("cannot start the watchdog thread: {e}"))?;
     let child = match child {

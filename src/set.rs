@@ -43,6 +43,21 @@ pub fn parse(args: &[String]) -> Result<Vec<Change>, String> {
     }
 }
 
+/// `set --heartbeat`: marks the readiness file as just written (its content unchanged), which the
+/// watcher counts as a heartbeat. A missing file is an error: creating it would declare "ready".
+pub fn touch(path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .map_err(|e| {
+            format!(
+                "set --heartbeat: cannot touch the readiness file {shown}: {e} (write it once first, e.g. healthd set notready)"
+            )
+        })
+}
+
 /// Applies `changes` to the file at `path` (creating it, and its directory, if needed).
 pub fn run(path: &Path, changes: &[Change]) -> Result<(), String> {
     let shown = path.display();

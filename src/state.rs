@@ -43,10 +43,17 @@ pub enum Source {
     Signal,
     Notify,
     Cli,
+    Url,
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [Source::File, Source::Signal, Source::Notify, Source::Cli];
+    pub const ALL: [Source; 5] = [
+        Source::File,
+        Source::Signal,
+        Source::Notify,
+        Source::Cli,
+        Source::Url,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,6 +61,7 @@ impl Source {
             Source::Signal => "signal",
             Source::Notify => "notify",
             Source::Cli => "cli",
+            Source::Url => "url",
         }
     }
 }

@@ -270,3 +270,90 @@ fn a_stale_heartbeat_fails_liveness_in_every_dialect() {
     assert_eq!(r.status, 200);
     assert!(r.body.contains("[+]heartbeat ok"), "{}", r.body);
 }
+
+#[test]
+fn touching_the_readiness_file_is_a_heartbeat() {
+    let dir = tmpdir("touch");
+    let file = dir.join("ready").to_string_lossy().into_owned();
+    std::fs::write(&file, "ready\n").unwrap();
+    let env = [
+        ("HEALTHD_READY_FILE", file.as_str()),
+        ("HEALTHD_HEARTBEAT_TIMEOUT", "300ms"),
+    ];
+    let h = Healthd::start(&env, &[]);
+    assert_eq!(h.get("/health").status, 200);
+    poll("the heartbeat to go stale", || h.get("/live").status == 503);
+    assert_eq!(h.get("/health").status, 503, "not live means not ready");
+
+    let (code, _, stderr) = run(&env, &["set", "--heartbeat"]);
+    assert_eq!(code, 0, "{stderr}");
+    poll("set --heartbeat to recover liveness", || {
+        h.get("/live").status == 200
+    });
+    h.wait_log("touched: heartbeat resumed");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "ready\n",
+        "content unchanged"
+    );
+
+    let missing = dir.join("nope").to_string_lossy().into_owned();
+    let (code, _, stderr) = run(&[("HEALTHD_READY_FILE", &missing)], &["set", "--heartbeat"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("set --heartbeat: cannot touch the readiness file"),
+        "{stderr}"
+    );
+    assert!(
+        !std::path::Path::new(&missing).exists(),
+        "a heartbeat never creates the file"
+    );
+}
+
+/// A tiny HTTP server answering every request with the status in `status` (0 = close at once).
+fn fake_app(status: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let code = status.load(std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                c,
+                "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn ready_url_ties_readiness_to_the_apps_own_health() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let status = std::sync::Arc::new(AtomicU16::new(503));
+    let port = fake_app(status.clone());
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let h = Healthd::start(&[], &["--ready-url", &url]);
+    assert_eq!(h.get("/health").status, 503);
+    status.store(200, Ordering::SeqCst);
+    poll("ready once the app answers 200", || {
+        h.get("/health").status == 200
+    });
+    h.wait_log(&format!("url: {url} answered 200; now ready"));
+    status.store(500, Ordering::SeqCst);
+    poll("not ready once the app answers 500", || {
+        h.get("/health").status == 503
+    });
+
+    let (code, _, stderr) = run(
+        &[("DYN_SYSTEM_PORT", "0")],
+        &["--ready-url", "localhost:1/x"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("healthd: error: --ready-url=\"localhost:1/x\": "),
+        "{stderr}"
+    );
+}

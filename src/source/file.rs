@@ -26,7 +26,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Shared, apply};
 use crate::config::check_endpoint_name;
@@ -256,6 +256,16 @@ impl FileSource {
                     _ => format!("read {shown}"),
                 };
                 apply(&self.state, update, Source::File, &what);
+                // Any write or touch of an existing file is progress (heartbeat watchdog).
+                if !matches!(snap, Snapshot::Missing) {
+                    let beat = Update::Heartbeat(Instant::now());
+                    apply(
+                        &self.state,
+                        beat,
+                        Source::File,
+                        &format!("{shown} touched: heartbeat resumed"),
+                    );
+                }
             }
             Err(why) => warning!("readiness file {shown} {why}; keeping the last good state"),
         }
@@ -307,6 +317,7 @@ pub fn spawn(source: Arc<FileSource>) -> io::Result<()> {
 
 /// Events that matter in the file's directory.
 const DIR_MASK: u32 = libc::IN_CLOSE_WRITE
+    | libc::IN_ATTRIB
     | libc::IN_MOVED_TO
     | libc::IN_MOVED_FROM
     | libc::IN_CREATE

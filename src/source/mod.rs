@@ -4,6 +4,7 @@
 pub mod file;
 pub mod notify;
 pub mod signals;
+pub mod url;
 pub mod watchdog;
 
 use std::sync::{Arc, Mutex, MutexGuard};
