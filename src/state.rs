@@ -491,7 +491,8 @@ mod tests {
                 (Source::File, 1),
                 (Source::Signal, 1),
                 (Source::Notify, 0),
-                (Source::Cli, 0)
+                (Source::Cli, 0),
+                (Source::Url, 0)
             ]
         );
     }
