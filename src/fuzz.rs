@@ -9,33 +9,23 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use crate::config::{self, check_endpoint_name, parse_duration, parse_endpoint_list};
-use crate::dialect::{Head, JSON, TEXT};
-use crate::http::codec::{self, Handler, MAX_HEAD, Progress, Request};
+use crate::http::codec::{self, MAX_HEAD, Progress};
 
 // ---- request heads ----------------------------------------------------------------------------
 
-/// Answers `/x` with 200 `hi`, `/nc` with 204, anything else with 404 (a body without "HTTP/").
-struct Echo;
-
-impl Handler for Echo {
-    fn handle(&mut self, req: &Request<'_>, body: &mut Vec<u8>) -> Head {
-        assert!(!req.path.contains('?'), "query left in the path: {req:?}");
-        match req.path {
-            "/x" => {
-                body.extend_from_slice(b"hi");
-                Head::new(200, JSON)
-            }
-            "/nc" => Head::new(204, JSON),
-            _ => Head::new(404, TEXT),
-        }
-    }
-}
-
-const DATE: &[u8] = b"Thu, 01 Jan 1970 00:00:00 GMT";
+// The handler and date of the codec's own tests: `/x` 200 `hi`, `/nc` 204, else 404.
+use crate::http::codec::tests::{DATE, Echo};
 
 fn run(data: &[u8], max_out: usize) -> (Progress, Vec<u8>) {
     let mut out = Vec::new();
-    let p = codec::answer(data, &mut Echo, DATE, &mut Vec::new(), &mut out, max_out);
+    let p = codec::answer(
+        data,
+        &mut Echo(Vec::new()),
+        DATE,
+        &mut Vec::new(),
+        &mut out,
+        max_out,
+    );
     (p, out)
 }
 
@@ -147,7 +137,7 @@ fn check_head_properties(data: &[u8]) -> Result<(), TestCaseError> {
         let mut out = Vec::new();
         let q = codec::answer(
             &data[done..],
-            &mut Echo,
+            &mut Echo(Vec::new()),
             DATE,
             &mut Vec::new(),
             &mut out,

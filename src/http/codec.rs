@@ -214,12 +214,12 @@ pub fn write_response(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dialect::JSON;
 
     /// Answers `/x` with 200 `hi`, `/nc` with 204, anything else with 404; records what it saw.
-    struct Echo(Vec<String>);
+    pub(crate) struct Echo(pub Vec<String>);
 
     impl Handler for Echo {
         fn handle(&mut self, req: &Request<'_>, body: &mut Vec<u8>) -> Head {
@@ -236,7 +236,7 @@ mod tests {
         }
     }
 
-    const DATE: &[u8] = b"Thu, 01 Jan 1970 00:00:00 GMT";
+    pub(crate) const DATE: &[u8] = b"Thu, 01 Jan 1970 00:00:00 GMT";
 
     fn check(input: &[u8]) -> (Progress, String, Vec<String>) {
         let mut h = Echo(Vec::new());
