@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 pub use codec::{Handler, Request};
 
-use crate::log::{info, warning};
+use crate::log::warning;
 
 /// Timeouts and caps of the responder.
 #[derive(Debug, Clone)]
@@ -91,6 +91,8 @@ pub struct Server {
 const LISTENER: u64 = u64::MAX;
 const WAKER: u64 = u64::MAX - 1;
 const READ_CHUNK: usize = 16 * 1024;
+/// A connection younger than this is never evicted: it has not had its first read yet.
+const EVICT_GRACE: Duration = Duration::from_millis(1);
 
 impl Server {
     /// Binds `addr` (with a deep backlog, so a connection flood queues instead of being refused)
@@ -161,7 +163,14 @@ impl Server {
             } else {
                 -1
             };
-            if let Some(left) = left {
+            for left in [
+                left,
+                lp.paused_until
+                    .map(|t| t.saturating_duration_since(Instant::now())),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 let ms = left.as_millis().min(250) as i32 + 1;
                 timeout = if timeout < 0 { ms } else { timeout.min(ms) };
             }
@@ -182,6 +191,7 @@ impl Server {
             if accept {
                 lp.accept_all();
             }
+            lp.resume();
             if lp.now.duration_since(lp.last_sweep) >= Duration::from_millis(250) {
                 lp.sweep();
             }
@@ -243,9 +253,11 @@ impl<H: Handler> Loop<'_, H> {
 
     fn accept_all(&mut self) {
         for _ in 0..256 {
-            // At the cap, make room by evicting the oldest; if every connection arrived this very
-            // round (a flood), leave the rest queued until those have been read once.
+            // At the cap, make room by evicting the oldest; if every connection is younger than
+            // the grace (a flood), leave the rest queued for a moment so that a probe accepted
+            // just before its request arrived gets read before it could be evicted.
             if self.live >= self.limits.max_conns && !self.evict_oldest() {
+                self.pause(EVICT_GRACE);
                 return;
             }
             match sys::accept(self.listener.as_raw_fd()) {
@@ -279,8 +291,8 @@ impl<H: Handler> Loop<'_, H> {
         }
         if self.live > 0 {
             self.evict_oldest();
-        } else if self.epoll.delete(self.listener.as_raw_fd()).is_ok() {
-            self.paused_until = Some(self.now + Duration::from_millis(100));
+        } else {
+            self.pause(Duration::from_millis(100));
         }
     }
 
@@ -329,6 +341,25 @@ impl<H: Handler> Loop<'_, H> {
     /// Closes the oldest sixteenth of the connections (at least one): one scan pays for many
     /// admissions while a flood holds the cap. Connections admitted or answered this round are
     /// spared (they have not had their chance yet); returns whether any was closed.
+    /// Stops polling the listener for `d` (connections wait in the kernel's backlog meanwhile).
+    fn pause(&mut self, d: Duration) {
+        if self.paused_until.is_none() && self.epoll.delete(self.listener.as_raw_fd()).is_ok() {
+            self.paused_until = Some(self.now + d);
+        }
+    }
+
+    /// Polls the listener again once a pause is over.
+    fn resume(&mut self) {
+        if self.paused_until.is_some_and(|t| t <= self.now)
+            && self
+                .epoll
+                .add(self.listener.as_raw_fd(), sys::IN, LISTENER)
+                .is_ok()
+        {
+            self.paused_until = None;
+        }
+    }
+
     fn evict_oldest(&mut self) -> bool {
         let now = self.now;
         let mut ages: Vec<(Instant, usize)> = self
@@ -336,15 +367,20 @@ impl<H: Handler> Loop<'_, H> {
             .iter()
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().map(|c| (c.since, i)))
-            .filter(|&(since, _)| since < now)
+            .filter(|&(since, _)| since + EVICT_GRACE <= now)
             .collect();
         let n = (self.live / 16).max(1).min(ages.len());
         if n == 0 {
             return false;
         }
         ages.select_nth_unstable(n - 1);
-        for &(_, idx) in &ages[..n] {
-            self.close(idx);
+        for &(since, idx) in &ages[..n] {
+            // One last read first: a probe whose request arrived after this round's wait is
+            // answered, not evicted (costs one EAGAIN read for an idle connection).
+            self.on_readable(idx);
+            if self.conns[idx].as_ref().is_some_and(|c| c.since == since) {
+                self.close(idx);
+            }
         }
         true
     }
@@ -546,7 +582,7 @@ impl<H: Handler> Loop<'_, H> {
         }
     }
 
-    /// Closes connections whose deadline passed; resumes a paused listener.
+    /// Closes connections whose deadline passed.
     fn sweep(&mut self) {
         self.last_sweep = self.now;
         for idx in 0..self.conns.len() {
@@ -556,15 +592,6 @@ impl<H: Handler> Loop<'_, H> {
             {
                 self.close(idx);
             }
-        }
-        if self.paused_until.is_some_and(|t| t <= self.now)
-            && self
-                .epoll
-                .add(self.listener.as_raw_fd(), sys::IN, LISTENER)
-                .is_ok()
-        {
-            self.paused_until = None;
-            info!("accepting connections again");
         }
     }
 }
