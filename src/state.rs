@@ -67,7 +67,6 @@ impl Source {
 }
 
 /// A change a source asks for.
-#[allow(dead_code)] // Process and Endpoint are for sources that set one thing (notify socket)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
     /// Set the process status.
@@ -262,17 +261,10 @@ impl State {
             .map(|_| now.saturating_duration_since(self.last_beat))
     }
 
-    /// The last `STATUS=` line from the host process.
-    #[allow(dead_code)] // shown by `healthd status`
-    pub fn status_text(&self) -> Option<&str> {
-        self.status_text.as_deref()
-    }
-
     pub fn draining(&self) -> bool {
         self.draining
     }
 
-    #[allow(dead_code)] // for the readiness-file source
     pub fn required(&self) -> &[String] {
         &self.required
     }
@@ -475,7 +467,7 @@ mod tests {
         let mut s = state(Ready, &[]);
         assert!(s.apply(Update::Status("warming up".into()), Source::Notify));
         assert!(!s.apply(Update::Status("warming up".into()), Source::Notify));
-        assert_eq!(s.status_text(), Some("warming up"));
+        assert_eq!(s.status_text.as_deref(), Some("warming up"));
     }
 
     #[test]
