@@ -191,19 +191,14 @@ proptest! {
 
 // ---- configuration ----------------------------------------------------------------------------
 
-const VARS: &[&str] = &[
-    "DYN_SYSTEM_PORT",
-    "DYN_SYSTEM_HOST",
-    "DYN_SYSTEM_ENABLED",
-    "DYN_SYSTEM_STARTING_HEALTH_STATUS",
-    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS",
-    "DYN_SYSTEM_HEALTH_PATH",
-    "DYN_SYSTEM_LIVE_PATH",
-    "HEALTHD_SHUTDOWN_GRACE",
-    "DYN_SYSTEM_PROT",
-    "HEALTHD_X",
-    "DYN_SYSTEM_",
-];
+/// Every setting's variable (from the one table), plus near-misses that draw typo warnings.
+fn vars() -> Vec<&'static str> {
+    crate::config::SETTINGS
+        .iter()
+        .map(|s| s.var)
+        .chain(["DYN_SYSTEM_PROT", "HEALTHD_X", "DYN_SYSTEM_"])
+        .collect()
+}
 
 const VALUES: &[&str] = &[
     "",
@@ -264,7 +259,7 @@ proptest! {
     #[test]
     fn config_load_never_panics_and_accepts_only_valid(
         env in proptest::collection::btree_map(
-            prop_oneof![proptest::sample::select(VARS).prop_map(str::to_string), "[A-Z_]{0,20}"],
+            prop_oneof![proptest::sample::select(vars()).prop_map(str::to_string), "[A-Z_]{0,20}"],
             value(),
             0..8,
         ),

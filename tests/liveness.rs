@@ -33,18 +33,21 @@ fn send(sock: &str, msg: &[u8]) {
     }
 }
 
+/// healthd with a notify socket and a heartbeat watchdog of `timeout`, plus `extra` settings;
+/// returns it and the socket path to send `WATCHDOG=1` to.
+fn watched(name: &str, timeout: &str, extra: &[(&str, &str)]) -> (Healthd, String) {
+    let sock = tmpdir(name).join("notify").to_string_lossy().into_owned();
+    let mut env = vec![
+        ("HEALTHD_NOTIFY_SOCKET", sock.as_str()),
+        ("HEALTHD_HEARTBEAT_TIMEOUT", timeout),
+    ];
+    env.extend_from_slice(extra);
+    (Healthd::start(&env, &[]), sock)
+}
+
 #[test]
 fn heartbeat_expires_and_recovers_over_the_notify_socket() {
-    let dir = tmpdir("hb");
-    let sock = dir.join("notify").to_string_lossy().into_owned();
-    let h = Healthd::start(
-        &[
-            ("HEALTHD_NOTIFY_SOCKET", &sock),
-            ("HEALTHD_HEARTBEAT_TIMEOUT", "300ms"),
-            ("HEALTHD_LIVE", "shallow"),
-        ],
-        &[],
-    );
+    let (h, sock) = watched("hb", "300ms", &[("HEALTHD_LIVE", "shallow")]);
     // Shallow: live while the heartbeat is fresh, though not ready.
     assert_eq!(h.get("/live").status, 200);
     assert_eq!(h.get("/health").status, 503);
@@ -69,15 +72,10 @@ fn heartbeat_expires_and_recovers_over_the_notify_socket() {
 
 #[test]
 fn dynamo_live_mode_follows_health_and_liveness() {
-    let dir = tmpdir("dyn");
-    let sock = dir.join("n").to_string_lossy().into_owned();
-    let h = Healthd::start(
-        &[
-            ("HEALTHD_NOTIFY_SOCKET", &sock),
-            ("HEALTHD_HEARTBEAT_TIMEOUT", "200ms"),
-            ("DYN_SYSTEM_STARTING_HEALTH_STATUS", "ready"),
-        ],
-        &[],
+    let (h, sock) = watched(
+        "dyn",
+        "200ms",
+        &[("DYN_SYSTEM_STARTING_HEALTH_STATUS", "ready")],
     );
     poll("stale heartbeat fails /live and /health", || {
         h.get("/live").status == 503 && h.get("/health").status == 503
@@ -231,15 +229,10 @@ fn run_exports_notify_socket_to_the_child() {
 
 #[test]
 fn a_stale_heartbeat_fails_liveness_in_every_dialect() {
-    let dir = tmpdir("dialects");
-    let sock = dir.join("n").to_string_lossy().into_owned();
-    let h = Healthd::start(
-        &[
-            ("HEALTHD_NOTIFY_SOCKET", &sock),
-            ("HEALTHD_HEARTBEAT_TIMEOUT", "200ms"),
-            ("DYN_SYSTEM_STARTING_HEALTH_STATUS", "ready"),
-        ],
-        &[],
+    let (h, sock) = watched(
+        "dialects",
+        "200ms",
+        &[("DYN_SYSTEM_STARTING_HEALTH_STATUS", "ready")],
     );
     poll("the heartbeat to go stale", || {
         h.get("/v2/health/live").status == 400
