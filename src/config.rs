@@ -629,7 +629,9 @@ fn parse_ready_file(v: &str) -> Result<PathBuf, &'static str> {
     Ok(PathBuf::from(v))
 }
 
-/// Durations: `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds (`1.5`).
+/// Durations: `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds (`1.5`). Decimals are read
+/// exactly, in integers, to the nanosecond (digits past the ninth are dropped); no floating point,
+/// which keeps float parsing out of the static binary.
 pub fn parse_duration(v: &str) -> Result<Duration, &'static str> {
     const EXPECTED: &str = "expected a duration such as 500ms, 5s, 2m or a number of seconds";
     let v = v.trim();
@@ -637,18 +639,35 @@ pub fn parse_duration(v: &str) -> Result<Duration, &'static str> {
         Some(i) => v.split_at(i),
         None => (v, "s"),
     };
-    let scale = match unit {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
+    let (mul, div): (u128, u128) = match unit {
+        "ms" => (1, 1000),
+        "s" => (1, 1),
+        "m" => (60, 1),
+        "h" => (3600, 1),
         _ => return Err(EXPECTED),
     };
-    let n: f64 = num.parse().map_err(|_| EXPECTED)?;
-    if !(num.bytes().all(|b| b.is_ascii_digit() || b == b'.')) || !n.is_finite() {
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) {
         return Err(EXPECTED);
     }
-    Duration::try_from_secs_f64(n * scale).map_err(|_| EXPECTED)
+    // Nanoseconds as a u128: a whole part beyond u64 is out of Duration's range anyway.
+    let mut nanos: u128 = 0;
+    for b in whole.bytes() {
+        nanos = nanos * 10 + u128::from(b - b'0');
+        if nanos > u128::from(u64::MAX) {
+            return Err(EXPECTED);
+        }
+    }
+    nanos *= 1_000_000_000;
+    let mut place = 100_000_000;
+    for b in frac.bytes().take(9) {
+        nanos += u128::from(b - b'0') * place;
+        place /= 10;
+    }
+    let nanos = nanos * mul / div;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| EXPECTED)?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
 /// Warnings for ignored names: any unknown `HEALTHD_*` variable, and a `DYN_SYSTEM_*` variable that
@@ -936,10 +955,33 @@ mod tests {
             ("2m", 120_000),
             ("1.5", 1500),
             ("0", 0),
+            ("0.25s", 250),
+            (".5", 500),
+            ("2.", 2000),
+            ("1.0005m", 60_030),
         ] {
             assert_eq!(parse_duration(v).unwrap(), Duration::from_millis(ms), "{v}");
         }
-        for v in ["", "-1s", "5x", "s", "1e3", "inf"] {
+        assert_eq!(
+            parse_duration("1.5ms").unwrap(),
+            Duration::from_micros(1500)
+        );
+        assert_eq!(
+            parse_duration("0.0000000019").unwrap(),
+            Duration::from_nanos(1)
+        );
+        for v in [
+            "",
+            "-1s",
+            "5x",
+            "s",
+            "1e3",
+            "inf",
+            ".",
+            "1.2.3",
+            "+1",
+            "99999999999999999999",
+        ] {
             assert!(parse_duration(v).is_err(), "{v}");
         }
     }

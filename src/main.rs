@@ -1,3 +1,4 @@
+#![cfg_attr(not(test), no_main)]
 //! healthd: Dynamo-compatible health and liveness endpoints for any container.
 //!
 //! `main` is the table of contents: parse the command line, read the environment once, run the
@@ -15,11 +16,11 @@ mod routes;
 mod serve;
 mod set;
 mod source;
+mod startup;
 mod state;
 mod supervise;
 
 use std::collections::BTreeMap;
-use std::process::ExitCode;
 
 /// Exit codes, as documented in `--help` and the README.
 mod exit {
@@ -28,7 +29,11 @@ mod exit {
     pub const USAGE: u8 = 2;
 }
 
-fn main() -> ExitCode {
+/// A C `main`: std's own start-up is left out to keep the static binary small; `startup` does
+/// the part of it that healthd needs.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    startup::begin();
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
@@ -41,7 +46,9 @@ fn main() -> ExitCode {
             )
         })
         .collect();
-    ExitCode::from(run(&args, &env))
+    let code = run(&args, &env);
+    startup::finish();
+    libc::c_int::from(code)
 }
 
 fn run(args: &[String], env: &BTreeMap<String, String>) -> u8 {

@@ -92,6 +92,26 @@ pub enum Update {
 }
 
 /// Whether the host process counts as alive and making progress.
+/// A duration written as decimal seconds with a fixed number of decimals (rounded to the nearest),
+/// using integers only: `Seconds(d, 3)` prints like `{:.3}` of `d.as_secs_f64()` would, without
+/// pulling float formatting into the static binary.
+pub struct Seconds(pub Duration, pub u32);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let places = self.1.min(9);
+        let unit = 10u128.pow(9 - places);
+        let scaled = (self.0.as_nanos() + unit / 2) / unit;
+        let one = 10u128.pow(places);
+        if places == 0 {
+            write!(f, "{scaled}")
+        } else {
+            let width = places as usize;
+            write!(f, "{}.{:0width$}", scaled / one, scaled % one)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
     Live,
@@ -110,7 +130,7 @@ impl Liveness {
     pub fn reason(self) -> String {
         match self {
             Liveness::Live => String::new(),
-            Liveness::Stale(d) => format!("no heartbeat for {:.1}s", d.as_secs_f64()),
+            Liveness::Stale(d) => format!("no heartbeat for {}s", Seconds(d, 1)),
             Liveness::Exited(code) => format!("child exited with code {code}"),
         }
     }
@@ -320,6 +340,22 @@ impl State {
 mod tests {
     use super::*;
     use Health::{NotReady, Ready};
+
+    #[test]
+    fn seconds_round_like_float_formatting() {
+        let cases = [
+            (Duration::from_millis(1500), 1, "1.5"),
+            (Duration::from_nanos(1_234_567_890), 6, "1.234568"),
+            (Duration::from_nanos(999_999_999), 3, "1.000"),
+            (Duration::from_micros(42), 3, "0.000"),
+            (Duration::from_millis(7), 3, "0.007"),
+            (Duration::from_secs(86_400), 1, "86400.0"),
+            (Duration::from_millis(2600), 0, "3"),
+        ];
+        for (d, places, want) in cases {
+            assert_eq!(Seconds(d, places).to_string(), want, "{d:?} to {places}");
+        }
+    }
 
     fn state(starting: Health, required: &[&str]) -> State {
         State::new(

@@ -211,6 +211,32 @@ fn run_child_exit_means_not_live_and_a_second_signal_exits_with_its_code() {
 }
 
 #[test]
+fn run_gives_the_child_default_signal_state() {
+    // healthd ignores SIGPIPE and blocks its handled signals; the child must see neither, with the
+    // server on (healthd supervises) and off (healthd execs the command).
+    for port in ["0", "-1"] {
+        let env = [
+            PATH,
+            ("DYN_SYSTEM_PORT", port),
+            ("DYN_SYSTEM_HOST", "127.0.0.1"),
+            ("HEALTHD_SHUTDOWN_GRACE", "0"),
+        ];
+        let (code, stdout, stderr) = run(&env, &["run", "--", "cat", "/proc/self/status"]);
+        assert_eq!(code, 0, "port {port}: {stderr}");
+        let mask = |name: &str| {
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} in {stdout}"));
+            u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
+        };
+        assert_eq!(mask("SigBlk:"), 0, "port {port}: blocked signals");
+        let pipe = 1u64 << (libc::SIGPIPE - 1);
+        assert_eq!(mask("SigIgn:") & pipe, 0, "port {port}: SIGPIPE ignored");
+    }
+}
+
+#[test]
 fn run_exports_notify_socket_to_the_child() {
     let script = "import os, socket, time\n\
                   a = os.environ['NOTIFY_SOCKET']\n\

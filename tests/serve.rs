@@ -435,3 +435,29 @@ fn every_help_variable_is_in_the_readme() {
         }
     }
 }
+
+#[test]
+fn closed_standard_descriptors_are_reopened_on_dev_null() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = common::command(
+        &[("DYN_SYSTEM_PORT", "0"), ("DYN_SYSTEM_HOST", "127.0.0.1")],
+        &[],
+    );
+    // SAFETY: close(2) is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(0);
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let h = Healthd::spawn(cmd);
+    let pid = h.child.id();
+    for fd in [0, 1] {
+        let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+        assert_eq!(target.to_str(), Some("/dev/null"), "fd {fd}");
+    }
+    let r = h.get("/health");
+    assert_eq!(r.status, 503);
+    assert_eq!(mask_uptime(&r.body), NOTREADY_EMPTY);
+}

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use super::{Head, PROMETHEUS};
-use crate::state::State;
+use crate::state::{Seconds, State};
 
 /// Requests answered, by route label and status code. A handful of distinct pairs exist, so a
 /// small vector beats a map.
@@ -38,13 +38,13 @@ impl RequestCounts {
 /// Renders every series into `body`.
 pub fn render(state: &State, counts: &RequestCounts, now: Instant, body: &mut Vec<u8>) -> Head {
     let mut out = String::with_capacity(1024);
-    let up = state.uptime(now).as_secs_f64();
+    let up = Seconds(state.uptime(now), 6);
     let b = |v: bool| u8::from(v);
     let _ = write!(
         out,
         "# HELP dynamo_component_uptime_seconds Total uptime of the DistributedRuntime in seconds\n\
          # TYPE dynamo_component_uptime_seconds gauge\n\
-         dynamo_component_uptime_seconds {up:.6}\n\
+         dynamo_component_uptime_seconds {up}\n\
          # HELP healthd_ready 1 when healthd reports ready, else 0.\n\
          # TYPE healthd_ready gauge\n\
          healthd_ready {}\n\
@@ -67,8 +67,8 @@ pub fn render(state: &State, counts: &RequestCounts, now: Instant, body: &mut Ve
             out,
             "# HELP healthd_heartbeat_age_seconds Time since the last heartbeat.\n\
              # TYPE healthd_heartbeat_age_seconds gauge\n\
-             healthd_heartbeat_age_seconds {:.3}\n",
-            age.as_secs_f64()
+             healthd_heartbeat_age_seconds {}\n",
+            Seconds(age, 3)
         );
     }
     out.push_str(

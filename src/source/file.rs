@@ -282,37 +282,34 @@ fn recently_modified(path: &Path) -> bool {
 
 /// Starts the watcher thread (inotify on the directory plus a slow safety poll).
 pub fn spawn(source: Arc<FileSource>) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("ready-file".into())
-        .spawn(move || match Inotify::new(source.path()) {
-            Ok(mut ino) => {
-                let mut timeout = BACKSTOP;
-                loop {
-                    let woke = ino.wait(timeout);
-                    if woke.rewatch || !ino.watching_dir {
-                        ino.watch();
-                    }
-                    timeout = BACKSTOP;
-                    if woke.refresh && !source.refresh_settled(woke.closed) {
-                        // Probably caught between a shell's truncate and its write: look again
-                        // shortly (its close event usually comes first).
-                        timeout = SETTLE;
-                    }
+    super::thread::detach("ready-file", move || match Inotify::new(source.path()) {
+        Ok(mut ino) => {
+            let mut timeout = BACKSTOP;
+            loop {
+                let woke = ino.wait(timeout);
+                if woke.rewatch || !ino.watching_dir {
+                    ino.watch();
+                }
+                timeout = BACKSTOP;
+                if woke.refresh && !source.refresh_settled(woke.closed) {
+                    // Probably caught between a shell's truncate and its write: look again
+                    // shortly (its close event usually comes first).
+                    timeout = SETTLE;
                 }
             }
-            Err(e) => {
-                warning!(
-                    "inotify unavailable ({e}); checking {} every {:?} instead",
-                    source.path().display(),
-                    POLL_ONLY
-                );
-                loop {
-                    std::thread::sleep(POLL_ONLY);
-                    source.refresh(false);
-                }
+        }
+        Err(e) => {
+            warning!(
+                "inotify unavailable ({e}); checking {} every {:?} instead",
+                source.path().display(),
+                POLL_ONLY
+            );
+            loop {
+                std::thread::sleep(POLL_ONLY);
+                source.refresh(false);
             }
-        })
-        .map(drop)
+        }
+    })
 }
 
 /// Events that matter in the file's directory.

@@ -4,6 +4,7 @@
 pub mod file;
 pub mod notify;
 pub mod signals;
+mod thread;
 pub mod url;
 pub mod watchdog;
 

@@ -120,30 +120,27 @@ pub fn bind(spec: &str) -> io::Result<UnixDatagram> {
 
 /// Receives datagrams on a thread of its own and applies them.
 pub fn spawn(sock: UnixDatagram, state: Shared) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("notify".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                let n = match sock.recv(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        warning!("notify socket: receive failed ({e}); retrying");
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                        continue;
-                    }
-                };
-                let (msgs, problems) = parse(&buf[..n]);
-                for p in problems {
-                    warning!("notify socket: ignoring {p}");
+    super::thread::detach("notify", move || {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match sock.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warning!("notify socket: receive failed ({e}); retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
                 }
-                for msg in msgs {
-                    handle(&state, msg);
-                }
+            };
+            let (msgs, problems) = parse(&buf[..n]);
+            for p in problems {
+                warning!("notify socket: ignoring {p}");
             }
-        })
-        .map(drop)
+            for msg in msgs {
+                handle(&state, msg);
+            }
+        }
+    })
 }
 
 fn handle(state: &Shared, msg: Msg) {

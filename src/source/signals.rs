@@ -86,65 +86,78 @@ pub struct Handling {
 
 /// Handles signals on a thread of its own until the process exits.
 pub fn spawn(mut signals: Signals, h: Handling) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Err(e) = mask(libc::SIG_UNBLOCK, &[SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD, SIGQUIT]) {
-                warning!("cannot unblock signals in the signal thread: {e}");
-            }
-            let mut draining = false;
-            // A child that exited before this thread started raised SIGCHLD already; look once.
-            h.reap();
-            for sig in signals.forever() {
-                match (sig, &h.child) {
-                    (SIGUSR1, _) => {
-                        apply(&h.state, Update::All(Health::Ready), Source::Signal, "SIGUSR1");
-                    }
-                    (SIGUSR2, _) => {
-                        apply(&h.state, Update::All(Health::NotReady), Source::Signal, "SIGUSR2");
-                    }
-                    (SIGCHLD, _) => h.reap(),
-                    (SIGTERM | SIGINT | SIGHUP | SIGQUIT, Some(child)) => {
-                        let shutdown = sig == SIGTERM || sig == SIGINT;
-                        let code = child.exit.load(Ordering::SeqCst);
-                        if code >= 0 {
-                            // Only this thread reaps, so an exited child's pid is never signalled.
-                            if shutdown {
-                                info!("{}: child already exited, exiting now with {code}", name(sig));
-                                std::process::exit(code);
-                            }
-                            continue;
-                        }
-                        if shutdown {
-                            apply(&h.state, Update::Drain, Source::Signal, name(sig));
-                        }
-                        // SAFETY: kill on the pid of our own, not yet reaped, child.
-                        unsafe { libc::kill(child.pid, sig) };
-                        info!("{}: forwarded to child {}", name(sig), child.pid);
-                    }
-                    (SIGHUP, None) => match &h.reload {
-                        Some(reload) => reload(),
-                        None => warning!("SIGHUP ignored: no readiness file is configured"),
-                    },
-                    (SIGTERM | SIGINT, None) if draining => {
-                        info!("{}: second shutdown signal, exiting now", name(sig));
-                        std::process::exit(0);
-                    }
-                    (SIGTERM | SIGINT, None) => {
-                        draining = true;
-                        apply(&h.state, Update::Drain, Source::Signal, name(sig));
-                        info!(
-                            "{}: draining for {:?} (reporting not ready), then exiting; send it again to exit now",
-                            name(sig),
-                            h.grace
-                        );
-                        h.stopper.stop_after(h.grace);
-                    }
-                    _ => {}
+    super::thread::detach("signals", move || {
+        if let Err(e) = mask(
+            libc::SIG_UNBLOCK,
+            &[SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD, SIGQUIT],
+        ) {
+            warning!("cannot unblock signals in the signal thread: {e}");
+        }
+        let mut draining = false;
+        // A child that exited before this thread started raised SIGCHLD already; look once.
+        h.reap();
+        for sig in signals.forever() {
+            match (sig, &h.child) {
+                (SIGUSR1, _) => {
+                    apply(
+                        &h.state,
+                        Update::All(Health::Ready),
+                        Source::Signal,
+                        "SIGUSR1",
+                    );
                 }
+                (SIGUSR2, _) => {
+                    apply(
+                        &h.state,
+                        Update::All(Health::NotReady),
+                        Source::Signal,
+                        "SIGUSR2",
+                    );
+                }
+                (SIGCHLD, _) => h.reap(),
+                (SIGTERM | SIGINT | SIGHUP | SIGQUIT, Some(child)) => {
+                    let shutdown = sig == SIGTERM || sig == SIGINT;
+                    let code = child.exit.load(Ordering::SeqCst);
+                    if code >= 0 {
+                        // Only this thread reaps, so an exited child's pid is never signalled.
+                        if shutdown {
+                            info!(
+                                "{}: child already exited, exiting now with {code}",
+                                name(sig)
+                            );
+                            std::process::exit(code);
+                        }
+                        continue;
+                    }
+                    if shutdown {
+                        apply(&h.state, Update::Drain, Source::Signal, name(sig));
+                    }
+                    // SAFETY: kill on the pid of our own, not yet reaped, child.
+                    unsafe { libc::kill(child.pid, sig) };
+                    info!("{}: forwarded to child {}", name(sig), child.pid);
+                }
+                (SIGHUP, None) => match &h.reload {
+                    Some(reload) => reload(),
+                    None => warning!("SIGHUP ignored: no readiness file is configured"),
+                },
+                (SIGTERM | SIGINT, None) if draining => {
+                    info!("{}: second shutdown signal, exiting now", name(sig));
+                    std::process::exit(0);
+                }
+                (SIGTERM | SIGINT, None) => {
+                    draining = true;
+                    apply(&h.state, Update::Drain, Source::Signal, name(sig));
+                    info!(
+                        "{}: draining for {:?} (reporting not ready), then exiting; send it again to exit now",
+                        name(sig),
+                        h.grace
+                    );
+                    h.stopper.stop_after(h.grace);
+                }
+                _ => {}
             }
-        })
-        .map(drop)
+        }
+    })
 }
 
 impl Handling {

@@ -12,20 +12,17 @@ const EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the poller.
 pub fn spawn(target: Target, state: Shared) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("ready-url".into())
-        .spawn(move || {
-            loop {
-                let (health, what) = match client::get(&target, EVERY) {
-                    Ok(r) if (200..400).contains(&r.status) => {
-                        (Health::Ready, format!("{target} answered {}", r.status))
-                    }
-                    Ok(r) => (Health::NotReady, format!("{target} answered {}", r.status)),
-                    Err(e) => (Health::NotReady, format!("{target}: {e}")),
-                };
-                apply(&state, Update::Process(health), Source::Url, &what);
-                std::thread::sleep(EVERY);
-            }
-        })
-        .map(drop)
+    super::thread::detach("ready-url", move || {
+        loop {
+            let (health, what) = match client::get(&target, EVERY) {
+                Ok(r) if (200..400).contains(&r.status) => {
+                    (Health::Ready, format!("{target} answered {}", r.status))
+                }
+                Ok(r) => (Health::NotReady, format!("{target} answered {}", r.status)),
+                Err(e) => (Health::NotReady, format!("{target}: {e}")),
+            };
+            apply(&state, Update::Process(health), Source::Url, &what);
+            std::thread::sleep(EVERY);
+        }
+    })
 }

@@ -12,29 +12,26 @@ pub fn spawn(state: Shared) -> std::io::Result<()> {
     if lock(&state).heartbeat_deadline().is_none() {
         return Ok(());
     }
-    std::thread::Builder::new()
-        .name("watchdog".into())
-        .spawn(move || {
-            let mut reported = false;
-            loop {
-                let now = Instant::now();
-                let (liveness, deadline) = {
-                    let s = lock(&state);
-                    (s.liveness(now), s.heartbeat_deadline())
-                };
-                if liveness.is_live() {
-                    reported = false;
-                } else if !reported {
-                    warning!("{}; reporting not live", liveness.reason());
-                    reported = true;
-                }
-                // Wake just after the deadline; once stale, look again each second for recovery.
-                let wait = match deadline {
-                    Some(d) if d > now => d - now + Duration::from_millis(1),
-                    _ => Duration::from_secs(1),
-                };
-                std::thread::sleep(wait);
+    super::thread::detach("watchdog", move || {
+        let mut reported = false;
+        loop {
+            let now = Instant::now();
+            let (liveness, deadline) = {
+                let s = lock(&state);
+                (s.liveness(now), s.heartbeat_deadline())
+            };
+            if liveness.is_live() {
+                reported = false;
+            } else if !reported {
+                warning!("{}; reporting not live", liveness.reason());
+                reported = true;
             }
-        })
-        .map(drop)
+            // Wake just after the deadline; once stale, look again each second for recovery.
+            let wait = match deadline {
+                Some(d) if d > now => d - now + Duration::from_millis(1),
+                _ => Duration::from_secs(1),
+            };
+            std::thread::sleep(wait);
+        }
+    })
 }
