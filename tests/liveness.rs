@@ -211,6 +211,49 @@ fn run_child_exit_means_not_live_and_a_second_signal_exits_with_its_code() {
 }
 
 #[test]
+fn run_reports_a_command_that_cannot_be_executed() {
+    let dir = std::env::temp_dir().join(format!("healthd-noexec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("not-executable");
+    std::fs::write(&file, "#!/bin/sh\nexit 0\n").unwrap();
+    for port in ["0", "-1"] {
+        let env = [
+            PATH,
+            ("DYN_SYSTEM_PORT", port),
+            ("DYN_SYSTEM_HOST", "127.0.0.1"),
+        ];
+        let (code, _, stderr) = run(&env, &["run", "--", file.to_str().unwrap()]);
+        assert_eq!(code, 126, "port {port}: {stderr}");
+        assert!(
+            stderr.contains("Permission denied"),
+            "port {port}: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn run_passes_the_environment_and_replaces_the_readiness_file_variable() {
+    let dir = std::env::temp_dir().join(format!("healthd-runenv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ready = dir.join("ready");
+    let env = [
+        PATH,
+        ("DYN_SYSTEM_PORT", "0"),
+        ("DYN_SYSTEM_HOST", "127.0.0.1"),
+        ("HEALTHD_SHUTDOWN_GRACE", "0"),
+        ("APP_SETTING", "kept as is"),
+        ("HEALTHD_READY_FILE", ready.to_str().unwrap()),
+    ];
+    let script =
+        "echo \"$APP_SETTING\"; env | grep -c '^HEALTHD_READY_FILE='; echo \"$HEALTHD_READY_FILE\"";
+    let (code, stdout, stderr) = run(&env, &["run", "--", "sh", "-c", script]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, format!("kept as is\n1\n{}\n", ready.display()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn run_gives_the_child_default_signal_state() {
     // healthd ignores SIGPIPE and blocks its handled signals; the child must see neither, with the
     // server on (healthd supervises) and off (healthd execs the command).
