@@ -3,15 +3,16 @@
 # fresh random seeds until SECONDS_PER_TARGET (default 600) have passed, one core, and reports the
 # cases run. cargo test runs the same properties briefly; cargo fuzz would need nightly.
 #
-#   scripts/fuzz.sh heads|config [seconds]
+#   scripts/fuzz.sh heads|config|json [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?usage: scripts/fuzz.sh heads|config [seconds]}
+target=${1:?usage: scripts/fuzz.sh heads|config|json [seconds]}
 secs=${2:-600}
 case $target in
   heads) filters=(fuzz::request_heads fuzz::raw_bytes fuzz::split_reads) ;;
   config) filters=(fuzz::config_load fuzz::ports fuzz::endpoint_lists fuzz::paths fuzz::durations) ;;
-  *) echo "fuzz.sh: unknown target $target (heads or config)" >&2; exit 2 ;;
+  json) filters=(fuzz::json_agrees_with_serde_json fuzz::json_reads_what_serde_json_writes) ;;
+  *) echo "fuzz.sh: unknown target $target (heads, config or json)" >&2; exit 2 ;;
 esac
 per=${PROPTEST_CASES:-20000}
 cargo test --release --quiet --bin healthd --no-run

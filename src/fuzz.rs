@@ -1,5 +1,6 @@
 //! Property tests (proptest) over everything that parses outside input: request heads
-//! ([`http::codec::answer`]) and the configuration ([`config::load`] and its parsers). `cargo test`
+//! ([`http::codec::answer`]), the configuration ([`config::load`] and its parsers) and the JSON
+//! that `healthd status` reads ([`client::json::parse`], held to serde_json's verdicts). `cargo test`
 //! runs a modest number of cases; a long run sets `PROPTEST_CASES` (see README, "Fuzzing").
 //! Any input a run finds that breaks a property is kept below as a regression case.
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
+use crate::client::json::{self, Json};
 use crate::config::{self, check_endpoint_name, parse_duration, parse_endpoint_list};
 use crate::http::codec::{self, MAX_HEAD, Progress};
 
@@ -359,5 +361,128 @@ proptest! {
             Ok(Duration::from_millis(n * scale))
         );
         let _ = parse_duration(&junk);
+    }
+}
+
+// ---- JSON read by `healthd status` ------------------------------------------------------------
+
+/// Pieces of JSON documents, good and bad.
+const JSON_PIECES: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    " ",
+    "\n",
+    "\"",
+    "\"a\"",
+    "\"status\"",
+    "\\",
+    "\\u",
+    "\\n",
+    "d83d",
+    "de00",
+    "dc00",
+    "00e9",
+    "0",
+    "1",
+    "-",
+    ".",
+    "e",
+    "E+",
+    "12345678901234567890",
+    "1e400",
+    "true",
+    "tru",
+    "null",
+    "false",
+    "\t",
+    "\u{1}",
+    "\u{e9}",
+    "\u{1f600}",
+];
+
+fn json_input() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        6 => proptest::sample::select(JSON_PIECES).prop_map(|s| s.as_bytes().to_vec()),
+        1 => proptest::collection::vec(any::<u8>(), 0..6),
+    ];
+    proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+}
+
+fn json_document() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        any::<String>().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(6, 64, 8, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            proptest::collection::vec((any::<String>(), inner), 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Our tree in serde_json's terms (numbers through serde_json's own number parsing).
+fn to_serde(v: &Json) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => serde_json::from_str(n).expect("a number the grammar accepted"),
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(to_serde).collect()),
+        Json::Object(members) => Value::Object(
+            members
+                .iter()
+                .map(|(k, v)| (k.clone(), to_serde(v)))
+                .collect(),
+        ),
+    }
+}
+
+proptest! {
+    /// Any bytes: accepted exactly when serde_json accepts them, as the same tree. (serde_json
+    /// also refuses numbers beyond f64's range, which this parser keeps as text.)
+    #[test]
+    fn json_agrees_with_serde_json(input in json_input()) {
+        let ours = json::parse(&input);
+        match serde_json::from_slice::<serde_json::Value>(&input) {
+            Ok(theirs) => prop_assert_eq!(to_serde(&ours.expect("serde_json accepted it")), theirs),
+            Err(e) if e.to_string().contains("number out of range") => {}
+            Err(e) => prop_assert!(ours.is_err(), "serde_json refused: {}", e),
+        }
+    }
+
+    /// Any document serde_json writes, compact or pretty, reads as the tree serde_json reads
+    /// (compared with serde_json's reading, not the original: its float parsing may differ from
+    /// the written value in the last digit).
+    #[test]
+    fn json_reads_what_serde_json_writes(doc in json_document()) {
+        for text in [serde_json::to_string(&doc).unwrap(), serde_json::to_string_pretty(&doc).unwrap()] {
+            let theirs: serde_json::Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(to_serde(&json::parse(text.as_bytes()).unwrap()), theirs);
+        }
+    }
+
+    /// Nesting: serde_json's depth limit is this parser's too.
+    #[test]
+    fn json_depth_limit_matches(depth in 100usize..140, open in prop_oneof![Just("["), Just("{\"k\":")]) {
+        let close = if open == "[" { "]" } else { "}" };
+        let text = format!("{}0{}", open.repeat(depth), close.repeat(depth));
+        prop_assert_eq!(
+            json::parse(text.as_bytes()).is_ok(),
+            serde_json::from_str::<serde_json::Value>(&text).is_ok()
+        );
     }
 }

@@ -37,12 +37,12 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
     let addr = match config.listen {
         Ok(addr) => addr,
         Err(why) => {
-            info!("server disabled ({why}); exiting");
             if let Some(argv) = child {
                 // Nothing to serve: become the child, so signals and the exit code are its own.
-                info!("running {argv:?} without a health server");
+                info!("server disabled ({why}); running {argv:?} in healthd's place");
                 return Err(supervise::exec(&argv));
             }
+            info!("server disabled ({why}); exiting");
             return Ok(0);
         }
     };

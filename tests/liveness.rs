@@ -158,6 +158,14 @@ fn run_reports_a_missing_command() {
         stderr.contains("healthd: error: cannot run \"/nonexistent/app\""),
         "{stderr}"
     );
+    let (code, _, stderr) = run(&env, &["run", "--", "healthd-no-such-program"]);
+    assert_eq!(code, 127, "{stderr}");
+    assert!(
+        stderr.contains(
+            "healthd: error: cannot run \"healthd-no-such-program\": No such file or directory"
+        ),
+        "{stderr}"
+    );
     let (code, _, stderr) = run(&env, &["run"]);
     assert_eq!(code, 2, "{stderr}");
 }
@@ -266,6 +274,12 @@ fn run_gives_the_child_default_signal_state() {
         ];
         let (code, stdout, stderr) = run(&env, &["run", "--", "cat", "/proc/self/status"]);
         assert_eq!(code, 0, "port {port}: {stderr}");
+        if port == "-1" {
+            assert!(
+                stderr.contains("server disabled (DYN_SYSTEM_PORT=-1 is negative); running [\"cat\", \"/proc/self/status\"] in healthd's place"),
+                "{stderr}"
+            );
+        }
         let mask = |name: &str| {
             let line = stdout
                 .lines()

@@ -13,12 +13,15 @@ use std::io;
 /// is serde_json reading the readiness file (at most 128 levels of nesting).
 const STACK: usize = 512 * 1024;
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// What the new thread receives: its name and its work.
+type Job = (CString, Box<dyn FnOnce() + Send + 'static>);
 
 /// Runs `f` on a new detached thread named `name` (as seen in `/proc/PID/task/*/comm`, at most 15
 /// bytes).
 pub fn detach(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-    let job: Box<Job> = Box::new(Box::new(f));
+    let short: Vec<u8> = name.bytes().filter(|&b| b != 0).take(15).collect();
+    let name = CString::new(short).unwrap_or_default();
+    let job: Box<Job> = Box::new((name, Box::new(f)));
     let arg = Box::into_raw(job).cast::<c_void>();
     // SAFETY: `attr` is initialised before use and destroyed after; `start` takes back ownership
     // of `arg` exactly once, and only when pthread_create succeeded (otherwise it is freed here).
@@ -38,17 +41,17 @@ pub fn detach(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
             drop(Box::from_raw(arg.cast::<Job>()));
             return Err(io::Error::from_raw_os_error(r));
         }
-        let short: Vec<u8> = name.bytes().filter(|&b| b != 0).take(15).collect();
-        if let Ok(cname) = CString::new(short) {
-            libc::pthread_setname_np(id, cname.as_ptr());
-        }
     }
     Ok(())
 }
 
 extern "C" fn start(arg: *mut c_void) -> *mut c_void {
     // SAFETY: `arg` came from `Box::into_raw` in `detach` and is taken back only here.
-    let job = unsafe { Box::from_raw(arg.cast::<Job>()) };
+    let (name, job) = *unsafe { Box::from_raw(arg.cast::<Job>()) };
+    // Named from inside with prctl: naming another thread would open /proc/self/task/N/comm, a
+    // runtime file (a scratch root has no /proc).
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
     job();
     std::ptr::null_mut()
 }

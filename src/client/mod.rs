@@ -10,7 +10,10 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+pub mod json;
+
 use crate::config::{Config, parse_host};
+use json::Json;
 
 /// Default time limits, as documented in `--help` and the README.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -272,22 +275,34 @@ fn render_status(
     target: &Target,
     metrics: Option<&str>,
 ) -> Result<(bool, String), String> {
-    #[derive(serde::Deserialize)]
-    struct Uptime {
-        secs: u64,
+    let body = json::parse(&reply.body).map_err(|e| e.to_string())?;
+    let status = body
+        .get("status")
+        .and_then(Json::as_str)
+        .ok_or("no \"status\" string")?;
+    let uptime = match body.get("uptime").and_then(|u| u.get("secs")) {
+        Some(Json::Number(n)) => n.parse::<u64>().ok(),
+        _ => None,
     }
-    #[derive(serde::Deserialize)]
-    struct Body {
-        status: String,
-        uptime: Uptime,
-        #[serde(default)]
-        endpoints: std::collections::BTreeMap<String, String>,
+    .ok_or("no whole \"uptime\".\"secs\"")?;
+    let mut endpoints = Vec::new();
+    match body.get("endpoints") {
+        None => {}
+        Some(Json::Object(members)) => {
+            for (i, (name, state)) in members.iter().enumerate() {
+                let state = state
+                    .as_str()
+                    .ok_or("an endpoint state that is not a string")?;
+                // A repeated name counts once, with its last state (as a map keeps it).
+                if !members[i + 1..].iter().any(|(n, _)| n == name) {
+                    endpoints.push((name.as_str(), state));
+                }
+            }
+        }
+        Some(_) => return Err("\"endpoints\" is not an object".into()),
     }
-    let body: Body = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
-    let mut out = format!(
-        "status:    {} ({} from {target})\n",
-        body.status, reply.status
-    );
+    endpoints.sort_unstable();
+    let mut out = format!("status:    {status} ({} from {target})\n", reply.status);
     let gauge = |name: &str| {
         metrics?.lines().find_map(|l| {
             let v = l.strip_prefix(name)?.strip_prefix(' ')?;
@@ -305,20 +320,20 @@ fn render_status(
         };
         out.push_str(&format!("process:   {process}\ndraining:  {draining}\n"));
     }
-    let none = if body.endpoints.is_empty() {
-        " none"
-    } else {
-        ""
-    };
+    let none = if endpoints.is_empty() { " none" } else { "" };
     out.push_str(&format!(
         "uptime:    {}\nendpoints:{none}\n",
-        show_secs(body.uptime.secs)
+        show_secs(uptime)
     ));
-    let width = body.endpoints.keys().map(String::len).max().unwrap_or(0);
-    for (name, state) in &body.endpoints {
+    let width = endpoints
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    for (name, state) in &endpoints {
         out.push_str(&format!("  {name:<width$}  {state}\n"));
     }
-    Ok((body.status == "ready" && reply.status == 200, out))
+    Ok((status == "ready" && reply.status == 200, out))
 }
 
 fn show(d: Duration) -> String {
@@ -484,5 +499,62 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn status_view_of_odd_bodies() {
+        let t = target(None, &config(&[])).unwrap();
+        let view = |body: &str| {
+            render_status(
+                &Reply {
+                    status: 200,
+                    body: body.as_bytes().to_vec(),
+                },
+                &t,
+                None,
+            )
+        };
+        // No endpoints member, extra members, a repeated endpoint (its last state counts).
+        let (ready, text) = view(
+            r#"{"uptime":{"secs":61},"status":"ready","extra":[1,{"x":null}],"endpoints":{"a":"notready","b":"ready","a":"ready"}}"#,
+        )
+        .unwrap();
+        assert!(ready);
+        assert_eq!(
+            text,
+            "status:    ready (200 from http://127.0.0.1:8081/health)\nuptime:    1m 1s\nendpoints:\n  a  ready\n  b  ready\n"
+        );
+        let (_, text) = view(r#"{"status":"notready","uptime":{"secs":0}}"#).unwrap();
+        assert!(text.ends_with("uptime:    0s\nendpoints: none\n"), "{text}");
+        for (body, error) in [
+            (r#"{"uptime":{"secs":1}}"#, r#"no "status" string"#),
+            (
+                r#"{"status":1,"uptime":{"secs":1}}"#,
+                r#"no "status" string"#,
+            ),
+            (
+                r#"{"status":"ready","uptime":{"secs":1.5}}"#,
+                r#"no whole "uptime"."secs""#,
+            ),
+            (
+                r#"{"status":"ready","uptime":{"secs":-1}}"#,
+                r#"no whole "uptime"."secs""#,
+            ),
+            (r#"{"status":"ready"}"#, r#"no whole "uptime"."secs""#),
+            (
+                r#"{"status":"ready","uptime":{"secs":1},"endpoints":[]}"#,
+                r#""endpoints" is not an object"#,
+            ),
+            (
+                r#"{"status":"ready","uptime":{"secs":1},"endpoints":{"a":true}}"#,
+                "an endpoint state that is not a string",
+            ),
+            (
+                r#"{"status":"ready""#,
+                "not JSON: expected ',' or '}' at byte 17",
+            ),
+        ] {
+            assert_eq!(view(body), Err(error.to_string()), "{body}");
+        }
     }
 }
