@@ -676,15 +676,21 @@ pub fn parse_duration(v: &str) -> Result<Duration, &'static str> {
 fn unknown_name_warnings(env: &BTreeMap<String, String>) -> Vec<String> {
     let known = |name: &str| SETTINGS.iter().any(|s| s.var == name) || EXTRA_KNOWN.contains(&name);
     let mut out = Vec::new();
+    let mut known_chars: Vec<char> = Vec::new();
     for name in env.keys() {
         if known(name) {
             continue;
         }
+        let chars: Vec<char> = name.chars().collect();
         let near = SETTINGS
             .iter()
             .map(|s| s.var)
             .chain(EXTRA_KNOWN.iter().copied())
-            .find(|k| edit_distance(k, name) == 1);
+            .find(|k| {
+                known_chars.clear();
+                known_chars.extend(k.chars());
+                one_edit_apart(&known_chars, &chars)
+            });
         if let Some(near) = near {
             out.push(format!(
                 "ignoring {name}: unknown variable; did you mean {near}?"
@@ -701,28 +707,29 @@ fn unknown_name_warnings(env: &BTreeMap<String, String>) -> Vec<String> {
 /// Variables read elsewhere (not serve settings) that must not draw an "unknown" warning.
 const EXTRA_KNOWN: &[&str] = &[];
 
-/// Edit distance counting a swap of two neighbours as one edit (`PROT` is one edit from `PORT`).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
+/// Whether `a` and `b` are exactly one edit apart: one character changed, inserted or removed, or
+/// two neighbours swapped (`PROT` is one edit from `PORT`). Linear and allocation-free: it runs
+/// for every variable in the environment against every setting at each start, and a full
+/// edit-distance table there cost milliseconds of start-up.
+pub fn one_edit_apart(a: &[char], b: &[char]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if long.len() - short.len() > 1 {
+        return false;
     }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
+    let Some(i) = short.iter().zip(long).position(|(x, y)| x != y) else {
+        // Equal up to the shorter length: one apart only when one character longer.
+        return long.len() != short.len();
+    };
+    if short.len() == long.len() {
+        let changed = short[i + 1..] == long[i + 1..];
+        let swapped = i + 1 < short.len()
+            && short[i] == long[i + 1]
+            && short[i + 1] == long[i]
+            && short[i + 2..] == long[i + 2..];
+        changed || swapped
+    } else {
+        short[i..] == long[i + 1..]
     }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -1038,6 +1045,40 @@ mod tests {
             .unwrap_err(),
             "DYN_HTTP_SVC_LIVE_PATH=\"/health\": the frontend health path and live path must differ"
         );
+    }
+
+    #[test]
+    fn one_edit() {
+        let apart = |a: &str, b: &str| {
+            let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+            (one_edit_apart(&a, &b), one_edit_apart(&b, &a))
+        };
+        for (a, b) in [
+            ("PORT", "PROT"),
+            ("PORT", "PORX"),
+            ("PORT", "XORT"),
+            ("PORT", "PORTS"),
+            ("PORT", "SPORT"),
+            ("PORT", "POT"),
+            ("PORT", "PORé"),
+            ("", "A"),
+            ("AB", "BA"),
+        ] {
+            assert_eq!(apart(a, b), (true, true), "{a} {b}");
+        }
+        for (a, b) in [
+            ("PORT", "PORT"),
+            ("PORT", "TROP"),
+            ("PORT", "OPTR"),
+            ("PORT", "PXRX"),
+            ("PORT", "PO"),
+            ("PORT", "XPORTX"),
+            ("PORT", "POTRS"),
+            ("", ""),
+            ("ABC", "CBA"),
+        ] {
+            assert_eq!(apart(a, b), (false, false), "{a} {b}");
+        }
     }
 
     #[test]

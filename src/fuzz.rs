@@ -1,6 +1,7 @@
 //! Property tests (proptest) over everything that parses outside input: request heads
-//! ([`http::codec::answer`]), the configuration ([`config::load`] and its parsers) and the JSON
-//! that `healthd status` reads ([`client::json::parse`], held to serde_json's verdicts). `cargo test`
+//! ([`http::codec::answer`]), the configuration ([`config::load`] and its parsers), the readiness
+//! file ([`file::parse`] and `healthd set`'s [`file::edit`]) and the JSON that `healthd status`
+//! reads ([`client::json::parse`], held to serde_json's verdicts). `cargo test`
 //! runs a modest number of cases; a long run sets `PROPTEST_CASES` (see README, "Fuzzing").
 //! Any input a run finds that breaks a property is kept below as a regression case.
 
@@ -12,6 +13,8 @@ use proptest::prelude::*;
 use crate::client::json::{self, Json};
 use crate::config::{self, check_endpoint_name, parse_duration, parse_endpoint_list};
 use crate::http::codec::{self, MAX_HEAD, Progress};
+use crate::source::file::{self, Declared};
+use crate::state::Health;
 
 // ---- request heads ----------------------------------------------------------------------------
 
@@ -484,5 +487,137 @@ proptest! {
             json::parse(text.as_bytes()).is_ok(),
             serde_json::from_str::<serde_json::Value>(&text).is_ok()
         );
+    }
+}
+
+/// The optimal-string-alignment distance (a swap of neighbours is one edit), by the textbook
+/// table: the reference that `config::one_edit_apart` must agree with.
+fn osa_distance(a: &[char], b: &[char]) -> usize {
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+proptest! {
+    /// The typo check's linear "one edit apart" agrees with the full distance table.
+    #[test]
+    fn one_edit_apart_matches_the_distance_table(a in "[ABé]{0,6}", b in "[ABé]{0,6}", known in "[A-Z_]{0,8}") {
+        for (a, b) in [(a.as_str(), b.as_str()), (known.as_str(), b.as_str())] {
+            let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+            prop_assert_eq!(config::one_edit_apart(&a, &b), osa_distance(&a, &b) == 1, "{:?} {:?}", a, b);
+        }
+    }
+}
+
+// ---- the readiness file -------------------------------------------------------------------------
+
+/// Pieces of readiness files, good and bad.
+const FILE_PIECES: &[&str] = &[
+    "ready", "notready", "Ready", "READY", "gen", "a.b-c_1", "=", " ", "\t", "\n", "\r\n", "\r",
+    "#", "# note", "=ready", "x=", "x==ready", "bad name", "\u{0}", "\u{feff}", "é", "\u{2028}",
+];
+
+fn file_input() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        6 => proptest::sample::select(FILE_PIECES).prop_map(|s| s.as_bytes().to_vec()),
+        1 => proptest::collection::vec(any::<u8>(), 0..6),
+    ];
+    proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+}
+
+fn health() -> impl Strategy<Value = Health> {
+    prop_oneof![Just(Health::Ready), Just(Health::NotReady)]
+}
+
+/// One line of a valid readiness file and what it declares, if anything (`None` name: the
+/// process status).
+type FileLine = (String, Option<(Option<String>, Health)>);
+
+/// A valid file's lines, padded with blanks, comments and spaces.
+fn file_lines() -> impl Strategy<Value = Vec<FileLine>> {
+    let line = prop_oneof![
+        2 => (health(), " {0,2}", "[ \t]{0,2}").prop_map(|(h, a, b)| (format!("{a}{}{b}", h.as_str()), Some((None, h)))),
+        4 => (endpoint_name(), health(), " {0,2}", " {0,2}").prop_map(|(n, h, a, b)| (format!("{n}{a}={b}{}", h.as_str()), Some((Some(n), h)))),
+        1 => "( *#[^\n\r]{0,20})?".prop_map(|c| (c, None)),
+    ];
+    proptest::collection::vec(line, 0..12)
+}
+
+fn declared(lines: &[FileLine]) -> Declared {
+    let mut out = Declared {
+        process: Health::Ready,
+        endpoints: BTreeMap::new(),
+    };
+    for (name, h) in lines.iter().filter_map(|(_, d)| d.as_ref()) {
+        match name {
+            None => out.process = *h,
+            Some(n) => {
+                out.endpoints.insert(n.clone(), *h);
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    /// Any bytes: parsing never panics, and an error names a line that exists.
+    #[test]
+    fn readiness_file_never_panics(input in file_input()) {
+        if let Err(e) = file::parse(&input) {
+            let n: usize = e.strip_prefix("line ").and_then(|r| r.split(':').next()).and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("error without a line number: {e}"));
+            prop_assert!(n >= 1 && n <= String::from_utf8_lossy(&input).lines().count(), "{}", e);
+        }
+    }
+
+    /// A valid file (any order, blanks, comments, spaces, LF or CRLF) declares what its lines say,
+    /// the later line winning.
+    #[test]
+    fn readiness_file_reads_what_it_says(lines in file_lines(), crlf in any::<bool>()) {
+        let eol = if crlf { "\r\n" } else { "\n" };
+        let text: String = lines.iter().map(|(l, _)| format!("{l}{eol}")).collect();
+        prop_assert_eq!(file::parse(text.as_bytes()), Ok(declared(&lines)));
+    }
+
+    /// `healthd set`'s edit of any file, even a garbled one, is a file the watcher accepts, and
+    /// it declares the old (valid) lines with the updates applied on top.
+    #[test]
+    fn set_always_writes_a_readable_file(
+        current in file_input(),
+        updates in proptest::collection::vec((proptest::option::of(endpoint_name()), health()), 0..6),
+    ) {
+        let current = String::from_utf8_lossy(&current).into_owned();
+        let borrowed: Vec<(Option<&str>, Health)> = updates.iter().map(|(n, h)| (n.as_deref(), *h)).collect();
+        let (written, _dropped) = file::edit(&current, &borrowed);
+        let got = file::parse(written.as_bytes());
+        prop_assert!(got.is_ok(), "edit wrote an unreadable file: {:?} -> {:?}", written, got);
+        let mut want = file::parse(current.as_bytes()).unwrap_or_else(|_| {
+            // Only the readable lines survive an edit.
+            let kept: String = current.lines().filter(|l| file::parse_line(l).is_ok()).map(|l| format!("{l}\n")).collect();
+            file::parse(kept.as_bytes()).unwrap()
+        });
+        for (name, h) in &updates {
+            match name {
+                None => want.process = *h,
+                Some(n) => { want.endpoints.insert(n.clone(), *h); }
+            }
+        }
+        prop_assert_eq!(got.unwrap(), want);
     }
 }
