@@ -159,13 +159,11 @@ first200() { # port argv...
   shift
   for _ in 1 2 3 4 5; do
     python3 - "$port" "$@" <<'EOF'
-import os, subprocess, sys
-os.sched_setaffinity(0, {0})  # inherited by the spawned server
-sys.argv = ["hostile.py", "first200", *sys.argv[1:]]
+import sys
 sys.path.insert(0, "scripts")
 import hostile
-os.sched_setaffinity(0, {1})  # the poller runs on the load core
-hostile.main(sys.argv[1:])
+# The server starts on core 0; the busy poller moves to the load core (1) right after the spawn.
+hostile.cmd_first200(int(sys.argv[1]), sys.argv[2:], server_cpu=0, poll_cpu=1)
 EOF
   done | sort -n | sed -n 3p
 }

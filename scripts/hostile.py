@@ -693,10 +693,16 @@ def cmd_hold(port, idle, slow, seconds):
         time.sleep(seconds)
 
 
-def cmd_first200(port, argv):
-    """Spawns argv and polls the port; prints µs from exec to the first 200."""
+def cmd_first200(port, argv, server_cpu=None, poll_cpu=None):
+    """Spawns argv and polls the port; prints µs from exec to the first 200. With CPUs given, the
+    server starts pinned to server_cpu and the (busy) poller then moves to poll_cpu, so the two
+    never compete for one core."""
+    if server_cpu is not None:
+        os.sched_setaffinity(0, {server_cpu})  # inherited by the spawned server
     t0 = time.perf_counter()
     pid = os.posix_spawn(argv[0], argv, dict(os.environ))
+    if poll_cpu is not None:
+        os.sched_setaffinity(0, {poll_cpu})
     try:
         deadline = t0 + 5
         while time.perf_counter() < deadline:
