@@ -597,3 +597,37 @@ fn status_shows_status_endpoints_and_uptime() {
         )
     );
 }
+
+#[test]
+fn readiness_file_is_polled_when_inotify_is_unavailable() {
+    // In a user namespace of its own whose inotify instance limit is 0 (a per-namespace limit
+    // since Linux 5.11), inotify_init1 fails with EMFILE as on a host that ran out of instances;
+    // the host's own limit is untouched.
+    let t = Tmp::new("no-inotify");
+    let f = t.path("ready");
+    let mut cmd = std::process::Command::new("/usr/bin/unshare");
+    cmd.env_clear()
+        .env("DYN_SYSTEM_PORT", "0")
+        .env("DYN_SYSTEM_HOST", "127.0.0.1")
+        .env("HEALTHD_READY_FILE", s(&f))
+        .args([
+            "--user",
+            "--map-root-user",
+            "/bin/sh",
+            "-c",
+            "echo 0 > /proc/sys/user/max_inotify_instances && exec \"$0\"",
+            common::BIN,
+        ]);
+    let h = Healthd::spawn(cmd);
+    h.wait_log(
+        "healthd: warning: inotify unavailable (Too many open files (os error 24)); checking",
+    );
+    assert_eq!(h.get("/health").status, 503, "no file yet");
+    replace(&f, "ready\n");
+    until_status(&h, 200);
+    std::fs::write(&f, "notready\n").unwrap();
+    until_status(&h, 503);
+    std::fs::remove_file(&f).unwrap();
+    replace(&f, "# comment only: ready\n");
+    until_status(&h, 200);
+}
