@@ -149,17 +149,30 @@ impl Exec {
         Ok(pid)
     }
 
-    /// The child starts with the signal state a program expects: nothing blocked (healthd blocks
-    /// its handled signals outside the signal thread) and SIGPIPE at its default (healthd
-    /// ignores it). Handled signals return to their defaults by themselves on `execve`.
+    /// The child starts with the signal state a program expects: every signal healthd handles or
+    /// ignores back at its default, then nothing blocked (healthd blocks its handled signals
+    /// outside the signal thread). Dispositions go first, so a signal arriving before `execve`
+    /// acts on the child as it would after, instead of reaching healthd's handlers (which would
+    /// report it to the parent's signal thread).
     fn reset_signals(&self) {
-        // SAFETY: sigemptyset, sigprocmask and signal are async-signal-safe and change only this
+        // SAFETY: signal, sigemptyset and sigprocmask are async-signal-safe and change only this
         // process's (or the forked child's) own signal state.
         unsafe {
+            for sig in [
+                libc::SIGTERM,
+                libc::SIGINT,
+                libc::SIGHUP,
+                libc::SIGQUIT,
+                libc::SIGUSR1,
+                libc::SIGUSR2,
+                libc::SIGCHLD,
+                libc::SIGPIPE,
+            ] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
 
