@@ -2,7 +2,10 @@
 //! healthd: Dynamo-compatible health and liveness endpoints for any container.
 //!
 //! `main` is the table of contents: parse the command line, read the environment once, run the
-//! command, pick the exit code. It is the only place that reads the process environment or exits.
+//! command, pick the exit code. It is the only place that reads the environment for settings
+//! (`supervise` hands it on to a child unread), and every normal end returns through it; the two
+//! exceptions are a second shutdown signal, which exits from the signal thread at once, and a
+//! forked child whose `execve` failed.
 
 mod cli;
 mod client;

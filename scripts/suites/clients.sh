@@ -175,7 +175,18 @@ def poll(what, cond):
             sys.exit(f"timed out waiting for {what}")
         time.sleep(0.02)
 
+def peers():
+    """Client ports of the established connections to healthd's port (from /proc/net/tcp)."""
+    out = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if f[3] == "01" and int(f[1].split(":")[1], 16) == int(port):
+            out.add(int(f[2].split(":")[1], 16))
+    return out
+
 expect("live (not ready)", c.is_server_live(), True)
+first = peers()
+expect("connections after the first call", len(first), 1)
 expect("ready (not ready)", c.is_server_ready(), False)
 expect("model generate (not ready)", c.is_model_ready("generate"), False)
 expect("model nope", c.is_model_ready("nope"), False)
@@ -189,6 +200,7 @@ expect("live (ready)", c.is_server_live(), True)
 expect("model generate (ready)", c.is_model_ready("generate"), True)
 expect("model generate v1 (ready)", c.is_model_ready("generate", "1"), True)
 expect("model nope (ready)", c.is_model_ready("nope"), False)
+expect("one keep-alive connection for every call so far", peers(), first)
 
 os.kill(pid, signal.SIGUSR2)
 poll("not ready after SIGUSR2", lambda: not c.is_server_ready())
@@ -198,7 +210,7 @@ os.kill(pid, signal.SIGTERM)
 poll("not live while draining", lambda: not c.is_server_live())
 expect("ready (draining)", c.is_server_ready(), False)
 c.close()
-print("tritonclient: ok")
+print("tritonclient: ok (one keep-alive connection reused)")
 PY
 
 # --- Dapr SDK: wait_for_sidecar polls /v1.0/healthz/outbound (= live) -------------------------
