@@ -407,9 +407,10 @@ const JSON_PIECES: &[&str] = &[
     "\u{1f600}",
 ];
 
-fn json_input() -> impl Strategy<Value = Vec<u8>> {
+/// Up to 40 of `pieces` (and now and then a few random bytes) joined: inputs for the text parsers.
+fn joined(pieces: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
     let piece = prop_oneof![
-        6 => proptest::sample::select(JSON_PIECES).prop_map(|s| s.as_bytes().to_vec()),
+        6 => proptest::sample::select(pieces).prop_map(|s| s.as_bytes().to_vec()),
         1 => proptest::collection::vec(any::<u8>(), 0..6),
     ];
     proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
@@ -458,7 +459,7 @@ proptest! {
     /// Any bytes: accepted exactly when serde_json accepts them, as the same tree. (serde_json
     /// also refuses numbers beyond f64's range, which this parser keeps as text.)
     #[test]
-    fn json_agrees_with_serde_json(input in json_input()) {
+    fn json_agrees_with_serde_json(input in joined(JSON_PIECES)) {
         let ours = json::parse(&input);
         match serde_json::from_slice::<serde_json::Value>(&input) {
             Ok(theirs) => prop_assert_eq!(to_serde(&ours.expect("serde_json accepted it")), theirs),
@@ -533,14 +534,6 @@ const FILE_PIECES: &[&str] = &[
     "#", "# note", "=ready", "x=", "x==ready", "bad name", "\u{0}", "\u{feff}", "é", "\u{2028}",
 ];
 
-fn file_input() -> impl Strategy<Value = Vec<u8>> {
-    let piece = prop_oneof![
-        6 => proptest::sample::select(FILE_PIECES).prop_map(|s| s.as_bytes().to_vec()),
-        1 => proptest::collection::vec(any::<u8>(), 0..6),
-    ];
-    proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
-}
-
 fn health() -> impl Strategy<Value = Health> {
     prop_oneof![Just(Health::Ready), Just(Health::NotReady)]
 }
@@ -578,7 +571,7 @@ fn declared(lines: &[FileLine]) -> Declared {
 proptest! {
     /// Any bytes: parsing never panics, and an error names a line that exists.
     #[test]
-    fn readiness_file_never_panics(input in file_input()) {
+    fn readiness_file_never_panics(input in joined(FILE_PIECES)) {
         if let Err(e) = file::parse(&input) {
             let n: usize = e.strip_prefix("line ").and_then(|r| r.split(':').next()).and_then(|n| n.parse().ok())
                 .unwrap_or_else(|| panic!("error without a line number: {e}"));
@@ -599,7 +592,7 @@ proptest! {
     /// it declares the old (valid) lines with the updates applied on top.
     #[test]
     fn set_always_writes_a_readable_file(
-        current in file_input(),
+        current in joined(FILE_PIECES),
         updates in proptest::collection::vec((proptest::option::of(endpoint_name()), health()), 0..6),
     ) {
         let current = String::from_utf8_lossy(&current).into_owned();
