@@ -674,23 +674,22 @@ pub fn parse_duration(v: &str) -> Result<Duration, &'static str> {
 /// is one edit away from a known one (Dynamo ignores unknown names silently; a typo then leaves the
 /// default in force, which is the hardest mistake to see).
 fn unknown_name_warnings(env: &BTreeMap<String, String>) -> Vec<String> {
-    let known = |name: &str| SETTINGS.iter().any(|s| s.var == name) || EXTRA_KNOWN.contains(&name);
+    let names: Vec<(&str, Vec<char>)> = SETTINGS
+        .iter()
+        .map(|s| s.var)
+        .chain(EXTRA_KNOWN.iter().copied())
+        .map(|k| (k, k.chars().collect()))
+        .collect();
     let mut out = Vec::new();
-    let mut known_chars: Vec<char> = Vec::new();
     for name in env.keys() {
-        if known(name) {
+        if names.iter().any(|(k, _)| k == name) {
             continue;
         }
         let chars: Vec<char> = name.chars().collect();
-        let near = SETTINGS
+        let near = names
             .iter()
-            .map(|s| s.var)
-            .chain(EXTRA_KNOWN.iter().copied())
-            .find(|k| {
-                known_chars.clear();
-                known_chars.extend(k.chars());
-                one_edit_apart(&known_chars, &chars)
-            });
+            .find(|(_, k)| one_edit_apart(k, &chars))
+            .map(|(k, _)| *k);
         if let Some(near) = near {
             out.push(format!(
                 "ignoring {name}: unknown variable; did you mean {near}?"

@@ -133,57 +133,51 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Json, Error> {
-        if depth > MAX_DEPTH {
-            return self.fail("nested too deeply");
-        }
-        self.i += 1;
-        let mut members = Vec::new();
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            return Ok(Json::Object(members));
-        }
-        loop {
-            self.skip_ws();
-            if self.peek() != Some(b'"') {
-                return self.fail("expected a member name");
+        let members = self.sequence(depth, b'}', "expected ',' or '}'", |p| {
+            p.skip_ws();
+            if p.peek() != Some(b'"') {
+                return p.fail("expected a member name");
             }
-            let key = self.string()?;
-            self.expect(b':', "expected ':'")?;
-            members.push((key, self.value(depth)?));
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(Json::Object(members));
-                }
-                _ => return self.fail("expected ',' or '}'"),
-            }
-        }
+            let key = p.string()?;
+            p.expect(b':', "expected ':'")?;
+            Ok((key, p.value(depth)?))
+        })?;
+        Ok(Json::Object(members))
     }
 
     fn array(&mut self, depth: usize) -> Result<Json, Error> {
+        let items = self.sequence(depth, b']', "expected ',' or ']'", |p| p.value(depth))?;
+        Ok(Json::Array(items))
+    }
+
+    /// The comma-separated items of an array or object, from its opening bracket through `close`.
+    fn sequence<T>(
+        &mut self,
+        depth: usize,
+        close: u8,
+        expected: &'static str,
+        mut item: impl FnMut(&mut Self) -> Result<T, Error>,
+    ) -> Result<Vec<T>, Error> {
         if depth > MAX_DEPTH {
             return self.fail("nested too deeply");
         }
         self.i += 1;
         let mut items = Vec::new();
         self.skip_ws();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.i += 1;
-            return Ok(Json::Array(items));
+            return Ok(items);
         }
         loop {
-            items.push(self.value(depth)?);
+            items.push(item(self)?);
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.i += 1,
-                Some(b']') => {
+                Some(c) if c == close => {
                     self.i += 1;
-                    return Ok(Json::Array(items));
+                    return Ok(items);
                 }
-                _ => return self.fail("expected ',' or ']'"),
+                _ => return self.fail(expected),
             }
         }
     }
