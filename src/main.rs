@@ -11,6 +11,7 @@ mod cli;
 mod client;
 mod config;
 mod dialect;
+mod discovery;
 #[cfg(test)]
 mod fuzz;
 mod http;

@@ -1,0 +1,1 @@
+//! Name resolution for `ETCD_ENDPOINTS` hosts without NSS (placeholder; being written).
