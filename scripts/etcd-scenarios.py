@@ -1,0 +1,613 @@
+#!/usr/bin/env python3
+"""The etcd scenarios of the cluster view (issue 13), against real etcd on loopback. Owns the
+scenario list; scripts/suites/etcd.sh installs etcd, builds healthd and runs this.
+
+    scripts/etcd-scenarios.py BIN            every scenario (ETCD_SCENARIOS=1,3 picks some, loudly)
+
+  0  settings: the discovery variables' exit-2 cases (one line naming the variable)
+  1  one member: a frontend started before etcd reports "Discovery unavailable", then in sync; a
+     worker's endpoint flips (the exact key and value in etcd, the exact /health body), a second
+     worker, SIGKILL (gone within TTL + 1 s), SIGTERM (gone within 250 ms: the lease is revoked);
+     a worker with ETCD_ENDPOINTS but registration off never connects to etcd
+  2  keys written by etcdctl the way Dynamo writes them (with and without "type", nats_tcp, tcp and
+     http transports, a device_type, a u64 id above 2^63) show; unparsable keys are skipped and
+     counted while the others still show; a frontend started afterwards shows the same body
+  3  three members: the watched member hung (SIGSTOP) -> a change during the hang shows, leases
+     survive; the watched member killed -> no change; every member killed -> "Discovery
+     unavailable", then restarted with wiped data -> every worker back with a new instance id
+     within TTL + 2 s, no healthd restarted; a restarted frontend is whole within 1 s
+  4  during all of the above, every worker's own /health is probed in a loop and must answer
+     exactly what its declared state says (never changed by etcd)
+
+Each check prints what it saw when it fails; a failed scenario is reported and the next one runs;
+the exit status is 1 when any scenario failed."""
+
+import atexit
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from etcd_harness import (  # noqa: E402
+    UNAVAILABLE,
+    Cluster,
+    Failure,
+    Healthd,
+    Http,
+    cleanup,
+    dynamo_value,
+    instance,
+    instance_key,
+    poll,
+    short,
+    tcp_peers,
+    view_body,
+)
+
+TTL = 3
+BIN = None
+_scope = []  # what the running scenario started: Healthd and Cluster objects
+
+
+def say(msg):
+    print(f"etcd: {msg}", flush=True)
+
+
+def check(ok, what, seen):
+    if not ok:
+        raise Failure(f"{what}; saw: {short(seen)}")
+    say(f"  ok  {what}")
+
+
+# --- scenario 4: every worker's own /health, probed in the background ---------------------------
+
+
+def wstate(code, **endpoints):
+    """What a worker's /health should say: status code and its endpoints map."""
+    return (code, tuple(sorted(endpoints.items())))
+
+
+class Prober(threading.Thread):
+    """Probes each watched worker's /health every 20 ms on its own connection and records any
+    answer outside the set the test currently accepts for it (and any answer slower than 1 s)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.lock = threading.Lock()
+        self.accept = {}  # Healthd -> set of wstate
+        self.conns = {}
+        self.bad = []
+        self.probes = 0
+
+    def watch(self, w, *states):
+        with self.lock:
+            self.accept[w] = set(states)
+            self.conns[w] = Http(w.port)
+
+    def expect(self, w, *states):
+        with self.lock:
+            self.accept[w] = set(states)
+
+    def accepted(self, w):
+        with self.lock:
+            return set(self.accept[w])
+
+    def forget(self, w):
+        with self.lock:
+            self.accept.pop(w, None)
+            c = self.conns.pop(w, None)
+        if c:
+            c.close()
+
+    def take(self):
+        with self.lock:
+            bad, n, self.bad, self.probes = self.bad, self.probes, [], 0
+        return bad, n
+
+    def run(self):
+        while True:
+            with self.lock:
+                items = list(self.accept.items())
+            for w, _ in items:
+                with self.lock:
+                    conn = self.conns.get(w)
+                if conn is None:
+                    continue
+                t0 = time.monotonic()
+                try:
+                    code, _, body = conn.get("/health")
+                    doc = json.loads(body)
+                    seen = (code, tuple(sorted(doc.get("endpoints", {}).items())))
+                    took = time.monotonic() - t0
+                except (OSError, ValueError) as e:
+                    seen, took, body = ("no answer", str(e)), time.monotonic() - t0, b""
+                with self.lock:
+                    if w not in self.accept:
+                        continue  # forgotten while probing (it is being stopped)
+                    self.probes += 1
+                    if seen not in self.accept[w] or took > 1.0:
+                        self.bad.append(f"{w.name} at {time.strftime('%H:%M:%S')}: {seen} in {took * 1000:.0f} ms (accepted {sorted(self.accept[w])}) {body[:200]!r}")
+            time.sleep(0.02)
+
+
+PROBER = Prober()
+
+
+def declare(w, new, *args):
+    """`healthd set ARGS` on worker w, whose /health then says `new`; the prober accepts the old
+    and the new answer during the change and only the new one after."""
+    old = PROBER.accepted(w)
+    PROBER.expect(w, *old, new)
+    w.set(*args)
+
+    def shows():
+        code, _, body = w.get("/health")
+        doc = json.loads(body)
+        return (code, tuple(sorted(doc.get("endpoints", {}).items()))) == new, body
+
+    poll(f"{w.name}: /health after set {' '.join(args)}", shows, 2)
+    PROBER.expect(w, new)
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def worker(name, endpoints, component="backend", **extra):
+    env = {
+        "DYN_SYSTEM_PORT": "0",
+        "HEALTHD_REGISTER": "on",
+        "ETCD_ENDPOINTS": endpoints,
+        "ETCD_LEASE_TTL": str(TTL),
+        "HEALTHD_COMPONENT": component,
+        **extra,
+    }
+    w = Healthd(BIN, name, env)
+    _scope.append(w)
+    PROBER.watch(w, wstate(503))
+    return w
+
+
+def frontend(name, endpoints):
+    f = Healthd(
+        BIN,
+        name,
+        {"HEALTHD_ROLE": "frontend", "DYN_HTTP_PORT": "0", "ETCD_ENDPOINTS": endpoints, "ETCD_LEASE_TTL": str(TTL)},
+        ready_file=False,
+    )
+    _scope.append(f)
+    return f
+
+
+def cluster(size):
+    c = Cluster(size)
+    _scope.append(c)
+    c.start()
+    return c
+
+
+def stop_worker(w, sig):
+    PROBER.forget(w)
+    w.signal(sig)
+
+
+def front_body(fe):
+    code, headers, body = fe.get("/health")
+    if code != 200 or headers.get("content-type") != "application/json":
+        raise Failure(f"{fe.name} /health: {code} {headers.get('content-type')} {body[:300]!r} (always 200 application/json)")
+    return body
+
+
+def wait_view(fe, want, timeout, what):
+    """Polls the frontend until its /health body is exactly `want`; returns the seconds taken."""
+    _, took = poll(f"{what}: {fe.name} /health == {short(want, 600)}", lambda: (front_body(fe) == want, front_body(fe)), timeout, 0.005)
+    say(f"  ok  {what} ({took * 1000:.0f} ms)")
+    return took
+
+
+def ids_by_component(c, prefix="v1/instances/"):
+    """{component: {endpoint: instance id}} from etcd (etcdctl)."""
+    out = {}
+    for key in c.get_prefix(prefix):
+        _, _, ns, comp, ep, hexid = key.split("/")
+        out.setdefault(comp, {})[ep] = int(hexid, 16)
+    return out
+
+
+def metric(h, name):
+    return h.metrics().get(name)
+
+
+def sample_same(fe, want, seconds, what, also=None):
+    """For `seconds`, every /health body is exactly `want` (an observation window, not a wait)."""
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        body = front_body(fe)
+        n += 1
+        if body != want:
+            raise Failure(f"{what}: /health changed after {n} samples; want {short(want, 600)}; saw {short(body, 600)}")
+        if also:
+            also()
+        time.sleep(0.05)
+    say(f"  ok  {what} ({n} samples over {seconds:g} s, all the same)")
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+
+def scenario_0():
+    """The discovery settings' exit-2 cases."""
+    base = {"DYN_SYSTEM_PORT": "0", "DYN_SYSTEM_HOST": "127.0.0.1"}
+    cases = [
+        ("HEALTHD_REGISTER", {"HEALTHD_REGISTER": "on"}),
+        ("ETCD_ENDPOINTS", {"HEALTHD_REGISTER": "on", "ETCD_ENDPOINTS": "https://127.0.0.1:2379"}),
+        ("ETCD_ENDPOINTS", {"HEALTHD_REGISTER": "on", "ETCD_ENDPOINTS": "http://127.0.0.1:1,,http://127.0.0.1:2"}),
+        ("ETCD_AUTH_CA", {"HEALTHD_REGISTER": "on", "ETCD_ENDPOINTS": "http://127.0.0.1:1", "ETCD_AUTH_CA": "/ca.pem"}),
+        ("ETCD_LEASE_TTL", {"HEALTHD_REGISTER": "on", "ETCD_ENDPOINTS": "http://127.0.0.1:1", "ETCD_LEASE_TTL": "1"}),
+        ("ETCD_LEASE_TTL", {"HEALTHD_REGISTER": "on", "ETCD_ENDPOINTS": "http://127.0.0.1:1", "ETCD_LEASE_TTL": "3601"}),
+        ("ETCD_AUTH_", {"HEALTHD_REGISTER": "on", "ETCD_ENDPOINTS": "http://127.0.0.1:1", "ETCD_AUTH_USERNAME": "u"}),
+        ("HEALTHD_REGISTER", {"HEALTHD_ROLE": "frontend", "DYN_HTTP_PORT": "0", "HEALTHD_REGISTER": "on", "ETCD_ENDPOINTS": "http://127.0.0.1:1"}),
+    ]
+    for var, env in cases:
+        r = subprocess.run([BIN], env={**base, **env}, capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+        lines = [l for l in r.stderr.decode(errors="replace").splitlines() if l.strip()]
+        shown = " ".join(f"{k}={v}" for k, v in env.items())
+        check(
+            r.returncode == 2 and len(lines) == 1 and var in lines[0],
+            f"{shown}: exit 2 with one line naming {var}",
+            f"exit {r.returncode}, stderr {lines}",
+        )
+    # Accepted: spaces around items, a name, a missing port (default 2379); the worker starts.
+    for env in (
+        {"ETCD_ENDPOINTS": " http://127.0.0.1:1 , http://localhost "},
+        {"ETCD_LEASE_TTL": "2"},
+        {"ETCD_LEASE_TTL": "3600"},
+    ):
+        w = Healthd(BIN, "settings", {"DYN_SYSTEM_PORT": "0", "HEALTHD_REGISTER": "on", "ETCD_ENDPOINTS": "http://127.0.0.1:1", **env})
+        _scope.append(w)
+        check(w.alive(), f"{env}: accepted (listening on {w.port})", w.log())
+        w.kill()
+
+
+def scenario_1():
+    """One member: flips, two workers, SIGKILL, SIGTERM, registration off."""
+    c = Cluster(1)
+    _scope.append(c)
+    m = c.members[0]
+    fe = frontend("frontend", m.client_url)  # etcd is not running yet
+    body, took = poll("frontend before etcd: Discovery unavailable", lambda: (front_body(fe).startswith(UNAVAILABLE), front_body(fe)), TTL + 1)
+    check(re.fullmatch(rb'\{"instances":\[\],"message":"Discovery unavailable since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(.+\)","status":"unhealthy"\}', body) is not None,
+          f"frontend before etcd: 'Discovery unavailable since <RFC 3339> (<reason>)' after {took:.1f} s", body)
+    c.start()
+    wait_view(fe, view_body([]), TTL + 2, "etcd started: frontend in sync, none")
+    check(metric(fe, "healthd_etcd_connected") == "1" and metric(fe, "healthd_etcd_instances") == "0"
+          and metric(fe, "healthd_etcd_sync_age_seconds") is not None,
+          "frontend /metrics: connected 1, instances 0, sync age present", fe.metrics())
+
+    w1 = worker("worker1", m.client_url)
+    poll("worker1 holds a lease", lambda: (metric(w1, "healthd_etcd_lease_held") == "1", w1.metrics()), TTL + 2)
+    check(c.get_prefix() == {}, "worker1 not ready: no key in etcd", c.get_prefix())
+    t0 = time.monotonic()
+    declare(w1, wstate(200, generate="ready"), "generate", "ready")
+    keys, _ = poll("worker1's key in etcd", lambda: (len(c.get_prefix()) == 1, c.get_prefix()), 1)
+    [(key, (value, lease))] = keys.items()
+    check(key == instance_key("dynamo", "backend", "generate", lease) and lease > 0,
+          f"etcd key is v1/instances/dynamo/backend/generate/<lease hex> ({key}, lease {lease})", keys)
+    check(value == dynamo_value("dynamo", "backend", "generate", lease),
+          "etcd value is exactly Dynamo's", f"{value!r} vs {dynamo_value('dynamo', 'backend', 'generate', lease)!r}")
+    id1 = lease
+    want1 = view_body([instance("dynamo", "backend", "generate", id1)])
+    took = wait_view(fe, want1, 1, "generate=ready: frontend lists it")
+    say(f"      (set -> frontend {(time.monotonic() - t0) * 1000:.0f} ms including healthd set)")
+    mw = w1.metrics()
+    check(mw.get("healthd_etcd_connected") == "1" and mw.get("healthd_etcd_lease_held") == "1"
+          and mw.get("healthd_etcd_registered_endpoints") == "1" and mw.get("healthd_etcd_leases_granted_total") == "1",
+          "worker1 /metrics: connected 1, lease held 1, registered 1, leases granted 1",
+          {k: v for k, v in mw.items() if "etcd" in k})
+    st = subprocess.run([BIN, "status", f"http://127.0.0.1:{fe.port}/health"], capture_output=True, timeout=10)
+    out = st.stdout.decode()
+    check(st.returncode == 0 and re.search(rf"status:\s+healthy \(200 from http://127\.0\.0\.1:{fe.port}", out) and f"{id1:x}" in out and "generate" in out,
+          "healthd status against the frontend: healthy, the instance listed with its hex id", f"exit {st.returncode}: {out}{st.stderr.decode()}")
+
+    declare(w1, wstate(200, generate="notready"), "generate", "notready")
+    wait_view(fe, view_body([]), 1, "generate=notready: gone")
+    check(c.get_prefix() == {}, "generate=notready: key deleted in etcd", c.get_prefix())
+    declare(w1, wstate(200, generate="ready"), "generate", "ready")
+    wait_view(fe, want1, 1, "generate=ready again: back with the same instance id (same lease)")
+    declare(w1, wstate(503, generate="ready"), "notready")
+    wait_view(fe, view_body([]), 1, "process notready (/health 503): gone although the endpoint is ready")
+    declare(w1, wstate(200, generate="ready"), "ready")
+    wait_view(fe, want1, 1, "process ready: back")
+
+    w2 = worker("worker2", m.client_url)
+    declare(w2, wstate(200, embed="ready", generate="ready"), "generate", "ready", "embed", "ready")
+    keys, _ = poll("worker2's two keys", lambda: (len(c.get_prefix()) == 3, c.get_prefix()), 1)
+    leases = {lease for _, lease in keys.values()} - {id1}
+    check(len(leases) == 1, "worker2's two keys share one lease", keys)
+    id2 = leases.pop()
+    want2 = view_body([instance("dynamo", "backend", "generate", id1), instance("dynamo", "backend", "generate", id2),
+                       instance("dynamo", "backend", "embed", id2)])
+    wait_view(fe, want2, 1, "two workers, three instances, two endpoints")
+
+    t0 = time.monotonic()
+    stop_worker(w2, signal.SIGKILL)
+    took = wait_view(fe, want1, TTL + 1, f"SIGKILL worker2: its instances gone within TTL + 1 s = {TTL + 1} s")
+    say(f"      (SIGKILL -> gone {(time.monotonic() - t0) * 1000:.0f} ms)")
+
+    t0 = time.monotonic()
+    stop_worker(w1, signal.SIGTERM)
+    _, took = poll("SIGTERM worker1: gone", lambda: (front_body(fe) == view_body([]), front_body(fe)), 1, 0.002)
+    check(took <= 0.25, f"SIGTERM worker1: gone in {took * 1000:.0f} ms (bound 250 ms; the lease is revoked at the drain)", took)
+    check(c.get_prefix() == {}, "SIGTERM worker1: no key left in etcd", c.get_prefix())
+    check(w1.wait_exit(5) == 0, "worker1 exits 0 after its drain", w1.proc.returncode)
+
+    # Registration off with ETCD_ENDPOINTS set: etcd is not contacted at all.
+    w0 = Healthd(BIN, "worker-register-off", {"DYN_SYSTEM_PORT": "0", "ETCD_ENDPOINTS": m.client_url, "ETCD_LEASE_TTL": str(TTL)})
+    _scope.append(w0)
+    PROBER.watch(w0, wstate(503))
+    declare(w0, wstate(200, generate="ready"), "generate", "ready")
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        peers = tcp_peers(w0.pid)
+        if m.client_port in peers:
+            raise Failure(f"worker with registration off connected to etcd (ports {peers})")
+        time.sleep(0.05)
+    check(c.get_prefix() == {} and front_body(fe) == view_body([]),
+          "registration off: no connection to etcd for 2 s, no key, frontend empty", c.get_prefix())
+    check("healthd_etcd_connected" not in w0.metrics(), "registration off: no healthd_etcd_* metrics", w0.metrics())
+    PROBER.forget(w0)
+
+
+def scenario_2():
+    """Keys written by etcdctl the way Dynamo writes them; unparsable keys skipped."""
+    c = cluster(1)
+    m = c.members[0]
+    fe = frontend("frontend", m.client_url)
+    wait_view(fe, view_body([]), TTL + 2, "frontend in sync, none")
+    a, b, d, e = (c.grant(60) for _ in range(4))
+    big = 0xFFFFFFFFFFFFFFFE  # a u64 above 2^63 (no lease: etcd's lease ids are int64)
+    good = [
+        (a, "dynamo", "backend", "generate", {}, instance("dynamo", "backend", "generate", a)),
+        (b, "dynamo", "backend", "embed", {"with_type": False}, instance("dynamo", "backend", "embed", b)),
+        (d, "dynamo", "prefill", "generate", {"transport": {"tcp": f"127.0.0.1:9999/{d:x}/generate"}, "device_type": "cuda"},
+         instance("dynamo", "prefill", "generate", d, {"tcp": f"127.0.0.1:9999/{d:x}/generate"}, "cuda")),
+    ]
+    shown = []
+    for lease, ns, comp, ep, kw, inst in good:
+        c.ctl("put", f"--lease={lease:x}", instance_key(ns, comp, ep, lease), dynamo_value(ns, comp, ep, lease, **kw))
+        shown.append(inst)
+        wait_view(fe, view_body(shown), 1, f"etcdctl put {instance_key(ns, comp, ep, lease)} ({kw or 'exact Dynamo value'})")
+    c.ctl("put", instance_key("dynamo", "backend", "generate", big), dynamo_value("dynamo", "backend", "generate", big))
+    shown.append(instance("dynamo", "backend", "generate", big))
+    wait_view(fe, view_body(shown), 1, "a u64 instance id above 2^63 (no lease)")
+
+    skipped0 = int(metric(fe, "healthd_etcd_keys_skipped_total") or 0)
+    x = c.grant(60)
+    bad = [
+        ("value not JSON", instance_key("dynamo", "backend", "generate", x), "{not json"),
+        ("instance_id differs from the key", instance_key("dynamo", "backend", "generate", x + 1), dynamo_value("dynamo", "backend", "generate", x + 2)),
+        ("namespace differs from the key", instance_key("dynamo", "backend", "generate", x + 3), dynamo_value("elsewhere", "backend", "generate", x + 3)),
+        ("instance_id a string", instance_key("dynamo", "backend", "generate", x + 4), dynamo_value("dynamo", "backend", "generate", x + 4).replace(f'"instance_id":{x + 4}', f'"instance_id":"{x + 4}"')),
+        ("key too short", "v1/instances/dynamo/backend", dynamo_value("dynamo", "backend", "generate", x + 5)),
+        ("key id not hex", "v1/instances/dynamo/backend/generate/zz", dynamo_value("dynamo", "backend", "generate", x + 6)),
+    ]
+    for what, key, value in bad:
+        c.ctl("put", key, value)
+    # A good key written after the bad ones: when it shows, every bad one has been seen.
+    g = c.grant(60)
+    c.ctl("put", f"--lease={g:x}", instance_key("dynamo", "backend", "generate", g), dynamo_value("dynamo", "backend", "generate", g))
+    shown.append(instance("dynamo", "backend", "generate", g))
+    wait_view(fe, view_body(shown), 1, f"{len(bad)} unparsable keys ({', '.join(w for w, _, _ in bad)}) skipped, the others still show")
+    skipped = int(metric(fe, "healthd_etcd_keys_skipped_total") or 0) - skipped0
+    check(skipped >= len(bad), f"healthd_etcd_keys_skipped_total grew by at least {len(bad)} (by {skipped})", fe.metrics())
+    check(metric(fe, "healthd_etcd_instances") == str(len(shown)), f"healthd_etcd_instances {len(shown)}", fe.metrics())
+
+    fe2 = frontend("frontend2", m.client_url)
+    t0 = fe2.started
+    poll("a frontend started now shows the same", lambda: (front_body(fe2) == view_body(shown), front_body(fe2)), 1)
+    say(f"  ok  a frontend started afterwards shows the same body ({(time.monotonic() - t0) * 1000:.0f} ms from its start)")
+
+    c.ctl("del", instance_key("dynamo", "backend", "generate", big))
+    shown = [i for i in shown if i["instance_id"] != big]
+    wait_view(fe, view_body(shown), 1, "etcdctl del of one key: gone")
+    c.ctl("lease", "revoke", f"{a:x}")
+    shown = [i for i in shown if i["instance_id"] != a]
+    wait_view(fe, view_body(shown), 1, "etcdctl lease revoke: its key gone")
+    wait_view(fe2, view_body(shown), 1, "the second frontend agrees")
+    http = {"http": "http://127.0.0.1:9998/v1/rpc/generate"}
+    c.ctl("put", f"--lease={e:x}", instance_key("other", "backend", "generate", e), dynamo_value("other", "backend", "generate", e, transport=http))
+    shown.append(instance("other", "backend", "generate", e, http))
+    wait_view(fe, view_body(shown), 1, "a key of another namespace (http transport) shows too (the whole v1/instances/ prefix)")
+
+
+def scenario_3():
+    """Three members: hung, killed, all killed and wiped; the frontend restarted."""
+    c = cluster(3)
+    fe = frontend("frontend", c.endpoints([0, 1, 2]))
+    wait_view(fe, view_body([]), TTL + 2, "frontend in sync with three members, none")
+    wa = worker("workerA", c.endpoints([0, 1, 2]), "backend")
+    wb = worker("workerB", c.endpoints([1, 2, 0]), "decode")
+    wc = worker("workerC", c.endpoints([2, 0, 1]), "prefill")
+    declare(wa, wstate(200, generate="ready"), "generate", "ready")
+    declare(wb, wstate(200, embed="ready", generate="ready"), "generate", "ready", "embed", "ready")
+    declare(wc, wstate(200, generate="ready"), "generate", "ready")
+    ids, _ = poll("four keys in etcd", lambda: (len(c.get_prefix()) == 4, c.get_prefix()), 2)
+    ids = ids_by_component(c)
+
+    def view_of(ids, extra=()):
+        out = list(extra)
+        for comp, eps in ids.items():
+            for ep, iid in eps.items():
+                out.append(instance("dynamo", comp, ep, iid))
+        return view_body(out)
+
+    want = view_of(ids)
+    wait_view(fe, want, 1, "three workers, four instances")
+
+    def watched():
+        ports = {m.client_port: i for i, m in enumerate(c.members)}
+        return sorted({ports[p] for p in tcp_peers(fe.pid) if p in ports})
+
+    w, _ = poll("frontend connected to a member", lambda: (len(watched()) >= 1, watched()), 2)
+    say(f"  ..  frontend holds connections to {['m%d' % i for i in w]}")
+    check(len(w) == 1, "the frontend talks to exactly one member (the one it watches)", w)
+    w = w[0]
+    c.move_leader_off(w)
+    say(f"  ..  SIGSTOP m{w} (the watched member; a follower, leader m{c.leader()})")
+    t_stop = time.monotonic()
+    c.stop(w)
+    declare(wa, wstate(200, generate="notready"), "generate", "notready")
+    extra_id = c.grant(60)
+    c.ctl("put", f"--lease={extra_id:x}", instance_key("dynamo", "backend", "embed", extra_id), dynamo_value("dynamo", "backend", "embed", extra_id))
+    ids_hang = {k: dict(v) for k, v in ids.items()}
+    del ids_hang["backend"]["generate"]
+    want_hang = view_of(ids_hang, [instance("dynamo", "backend", "embed", extra_id)])
+    wait_view(fe, want_hang, TTL + 2, f"m{w} hung: a flip and an etcdctl put made during the hang show within TTL + 2 s")
+    left = 2 * TTL - (time.monotonic() - t_stop)
+    if left > 0:
+        sample_same(fe, want_hang, left, f"m{w} hung for 2 x TTL: the view stays right")
+    c.cont(w)
+    say(f"  ..  SIGCONT m{w} after {time.monotonic() - t_stop:.1f} s")
+    declare(wa, wstate(200, generate="ready"), "generate", "ready")
+    want = view_of(ids, [instance("dynamo", "backend", "embed", extra_id)])
+    wait_view(fe, want, 1, "workerA ready again: back with its old instance id (its lease survived the hang)")
+    check(ids_by_component(c) == {**ids, "backend": {**ids["backend"], "embed": extra_id}},
+          "every worker's instance id unchanged after the hang", ids_by_component(c))
+    for x in (wa, wb, wc):
+        check(metric(x, "healthd_etcd_leases_granted_total") == "1" and metric(x, "healthd_etcd_lease_held") == "1",
+              f"{x.name}: one lease granted in all, still held", {k: v for k, v in x.metrics().items() if "etcd" in k})
+
+    w2, _ = poll("frontend connected to a member", lambda: (len(watched()) >= 1, watched()), 2)
+    k = w2[0]
+    say(f"  ..  SIGKILL m{k} (the member the frontend watches now; leader m{c.leader()})")
+    c.kill(k)
+    sample_same(fe, want, 2 * TTL, f"m{k} killed: no change for 2 x TTL",
+                also=lambda: None)
+    check(ids_by_component(c) == {**ids, "backend": {**ids["backend"], "embed": extra_id}},
+          "every worker's instance id unchanged after the kill", ids_by_component(c))
+
+    say("  ..  SIGKILL every member")
+    pids = {x.name: x.pid for x in (fe, wa, wb, wc)}
+    t_kill, wall_kill = time.monotonic(), time.time()
+    c.kill_all()
+
+    def dead_view():
+        body = front_body(fe)
+        if body != want and not body.startswith(UNAVAILABLE):
+            raise Failure(f"all members down: /health neither the last view nor 'Discovery unavailable': {short(body)}")
+        return body.startswith(UNAVAILABLE), body
+
+    body, took = poll("all members down: Discovery unavailable", dead_view, TTL + 2)
+    mt = re.fullmatch(rb'\{"instances":\[\],"message":"Discovery unavailable since (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) \(.+\)","status":"unhealthy"\}', body)
+    since = datetime.strptime(mt.group(1).decode(), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp() if mt else 0
+    check(mt is not None and wall_kill - TTL - 2 <= since <= time.time() + 1,
+          f"all members down: 'Discovery unavailable since <time near the kill> (...)' after {took:.1f} s (bound TTL + 2 s)", body)
+
+    t_wipe = time.monotonic()
+    c.wipe_and_restart()
+    t_up = time.monotonic()
+    say(f"  ..  members restarted with wiped data dirs {t_up - t_kill:.1f} s after the kill (healthy in {t_up - t_wipe:.1f} s)")
+    old = {iid for eps in ids.values() for iid in eps.values()}
+
+    def back():
+        now = ids_by_component(c)
+        comps = {comp: set(eps) for comp, eps in now.items()}
+        fresh = {iid for eps in now.values() for iid in eps.values()}
+        if comps != {"backend": {"generate"}, "decode": {"embed", "generate"}, "prefill": {"generate"}} or fresh & old:
+            return False, f"etcd: {now}"
+        return front_body(fe) == view_of(now), f"etcd {now}; frontend {short(front_body(fe), 600)}"
+
+    _, took = poll("every worker back after the wipe", back, TTL + 2, 0.02)
+    new = ids_by_component(c)
+    check(True, f"every worker back with a new instance id {took:.2f} s after etcd answered (bound TTL + 2 = {TTL + 2} s)", new)
+    check(len({new["decode"]["generate"], new["decode"]["embed"]}) == 1 and len({iid for e in new.values() for iid in e.values()}) == 3,
+          "one new lease per worker (workerB's two keys share one)", new)
+    check(all(x.alive() for x in (fe, wa, wb, wc)) and pids == {x.name: x.pid for x in (fe, wa, wb, wc)},
+          f"no healthd process restarted (same PIDs {pids})", {x.name: (x.pid, x.alive()) for x in (fe, wa, wb, wc)})
+    for x in (wa, wb, wc):
+        check(metric(x, "healthd_etcd_leases_granted_total") == "2", f"{x.name}: a second lease granted", {k: v for k, v in x.metrics().items() if "etcd" in k})
+    want = view_of(new)
+
+    fe.signal(signal.SIGTERM)
+    check(fe.wait_exit(5) == 0, "frontend exits 0 on SIGTERM", fe.proc.returncode)
+    fe2 = frontend("frontend-restarted", c.endpoints([0, 1, 2]))
+    poll("restarted frontend whole", lambda: (front_body(fe2) == want, front_body(fe2)), 2, 0.005)
+    took = time.monotonic() - fe2.started
+    check(took <= 1.0, f"restarted frontend: the whole list within 1 s of its start ({took * 1000:.0f} ms)", took)
+
+    for x in (wa, wb, wc):
+        stop_worker(x, signal.SIGTERM)
+    wait_view(fe2, view_body([]), 1, "every worker SIGTERMed: none left")
+    for x in (wa, wb, wc):
+        check(x.wait_exit(5) == 0, f"{x.name} exits 0", x.proc.returncode)
+
+
+def main():
+    global BIN
+    if len(sys.argv) != 2:
+        sys.exit("usage: etcd-scenarios.py HEALTHD_BINARY")
+    BIN = os.path.abspath(sys.argv[1])
+    atexit.register(cleanup)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, lambda *_: sys.exit(1))
+    scenarios = {"0": scenario_0, "1": scenario_1, "2": scenario_2, "3": scenario_3}
+    pick = os.environ.get("ETCD_SCENARIOS", "")
+    chosen = [n.strip() for n in pick.split(",") if n.strip()] if pick else list(scenarios)
+    unknown = [n for n in chosen if n not in scenarios]
+    if unknown:
+        sys.exit(f"etcd: ETCD_SCENARIOS={pick!r}: unknown scenario(s) {unknown}; known: {', '.join(scenarios)}")
+    if pick:
+        say(f"NOTE: running only scenarios {','.join(chosen)} (ETCD_SCENARIOS); scenario 4 runs inside them")
+    PROBER.start()
+    results = []
+    t_all = time.monotonic()
+    for n in chosen:
+        fn = scenarios[n]
+        say(f"scenario {n}: {fn.__doc__}")
+        t0 = time.monotonic()
+        err = None
+        try:
+            fn()
+        except Failure as e:
+            err = str(e)
+        except Exception as e:  # a bug in the scenario itself: report it the same way
+            import traceback
+
+            err = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+        bad, probes = PROBER.take()
+        if err:
+            say(f"FAIL scenario {n}: {err}")
+            for x in _scope:
+                if isinstance(x, Healthd):
+                    say(f"--- {x.name} (pid {x.pid}) log ---\n" + "".join(x.log().splitlines(True)[-25:]))
+                elif isinstance(x, Cluster):
+                    for m in x.members:
+                        say(f"--- etcd {m.name} log (tail) ---\n" + x.log_tail(m, 8))
+        results.append((n, err, time.monotonic() - t0))
+        results.append((f"4 (during {n})", f"{len(bad)} unexpected worker /health answers:\n  " + "\n  ".join(bad[:20]) if bad else None, 0))
+        if not bad:
+            say(f"  ok  scenario 4 during {n}: {probes} worker /health probes, every answer as declared, each under 1 s")
+        else:
+            say(f"FAIL scenario 4 during {n}: {results[-1][1]}")
+        for x in _scope:
+            if isinstance(x, Healthd):
+                PROBER.forget(x)
+                x.kill()
+            else:
+                x.kill_all()
+        _scope.clear()
+    failed = [(n, e) for n, e, _ in results if e]
+    say(f"summary ({time.monotonic() - t_all:.0f} s):")
+    for n, e, took in results:
+        say(f"  scenario {n}: {'FAILED: ' + e.splitlines()[0] if e else 'passed'}" + (f" ({took:.1f} s)" if took else ""))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
