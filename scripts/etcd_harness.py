@@ -202,9 +202,9 @@ class Gateway:
                 )
                 status, body = read_http_body(self.sock)
                 break
-            except OSError:
+            except OSError as e:
                 self.close()
-                if attempt == 2:
+                if attempt == 2 or isinstance(e, TimeoutError):
                     raise
         reply = json.loads(body or b"{}")
         if status != 200:
