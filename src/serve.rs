@@ -30,6 +30,15 @@ impl From<String> for StartError {
     }
 }
 
+impl From<supervise::ChildError> for StartError {
+    fn from(e: supervise::ChildError) -> Self {
+        StartError {
+            message: e.message,
+            code: e.code,
+        }
+    }
+}
+
 /// Runs the server until shutdown and returns the exit code: 0 after a drain (or when disabled by
 /// configuration), or the supervised child's code under `healthd run` (`child` is its argv).
 pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError> {
@@ -40,7 +49,7 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
             if let Some(argv) = child {
                 // Nothing to serve: become the child, so signals and the exit code are its own.
                 info!("server disabled ({why}); running {argv:?} in healthd's place");
-                return Err(supervise::exec(&argv));
+                return Err(supervise::exec(&argv).into());
             }
             info!("server disabled ({why}); exiting");
             return Ok(0);
