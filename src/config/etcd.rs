@@ -62,14 +62,24 @@ pub(super) fn load(raw: &Raw, role: Role) -> Result<(Option<Etcd>, bool), Config
         (None, None) => None,
         (Some((_, u)), Some((_, p))) => Some((u.to_string(), p.to_string())),
         (Some((n, v)), None) => {
-            return Err(ConfigError::new(n, v, "set ETCD_AUTH_PASSWORD too (both or neither)"));
+            return Err(ConfigError::new(
+                n,
+                v,
+                "set ETCD_AUTH_PASSWORD too (both or neither)",
+            ));
         }
         (None, Some((n, _))) => {
-            return Err(ConfigError::new(n, "***", "set ETCD_AUTH_USERNAME too (both or neither)"));
+            return Err(ConfigError::new(
+                n,
+                "***",
+                "set ETCD_AUTH_USERNAME too (both or neither)",
+            ));
         }
     };
     if register && role == Role::Frontend {
-        let (n, v) = raw.get("HEALTHD_REGISTER").unwrap_or(("HEALTHD_REGISTER", "on"));
+        let (n, v) = raw
+            .get("HEALTHD_REGISTER")
+            .unwrap_or(("HEALTHD_REGISTER", "on"));
         return Err(ConfigError::new(
             n,
             v,
@@ -78,7 +88,9 @@ pub(super) fn load(raw: &Raw, role: Role) -> Result<(Option<Etcd>, bool), Config
     }
     let Some(endpoints) = endpoints else {
         if register {
-            let (n, v) = raw.get("HEALTHD_REGISTER").unwrap_or(("HEALTHD_REGISTER", "on"));
+            let (n, v) = raw
+                .get("HEALTHD_REGISTER")
+                .unwrap_or(("HEALTHD_REGISTER", "on"));
             return Err(ConfigError::new(
                 n,
                 v,
@@ -106,8 +118,7 @@ fn parse_ttl(v: &str) -> Result<u32, &'static str> {
 
 /// `ETCD_ENDPOINTS`: `http://HOST[:PORT]` items separated by commas (port 2379 when left out).
 fn parse_endpoints(v: &str) -> Result<Vec<EtcdEndpoint>, String> {
-    const EXPECTED: &str =
-        "expected comma-separated http://HOST:PORT URLs such as http://etcd-0.etcd:2379,http://10.0.0.5:2379";
+    const EXPECTED: &str = "expected comma-separated http://HOST:PORT URLs such as http://etcd-0.etcd:2379,http://10.0.0.5:2379";
     let mut out = Vec::new();
     for item in v.split(',').map(str::trim) {
         if item.starts_with("https://") {
@@ -135,7 +146,10 @@ fn parse_endpoint(item: &str) -> Result<EtcdEndpoint, &'static str> {
             .map_err(|_| "brackets hold an IPv6 address")?;
         match after {
             "" => (h, None),
-            a => (h, Some(a.strip_prefix(':').ok_or("expected :PORT after ']'")?)),
+            a => (
+                h,
+                Some(a.strip_prefix(':').ok_or("expected :PORT after ']'")?),
+            ),
         }
     } else {
         match authority.split_once(':') {
@@ -208,7 +222,11 @@ mod tests {
             ),
         ] {
             let got = check(&[FRONT, ("ETCD_ENDPOINTS", v)]).unwrap();
-            assert_eq!(got, format!("{want} ttl=10 auth=false register=false"), "{v:?}");
+            assert_eq!(
+                got,
+                format!("{want} ttl=10 auth=false register=false"),
+                "{v:?}"
+            );
         }
         for v in [
             "etcd:2379",
@@ -237,7 +255,9 @@ mod tests {
         for var in super::TLS_VARS {
             let e = check(&[(var, "/etc/ca.pem")]).unwrap_err();
             assert!(
-                e.starts_with(&format!("{var}=\"/etc/ca.pem\": TLS to etcd is not supported")),
+                e.starts_with(&format!(
+                    "{var}=\"/etc/ca.pem\": TLS to etcd is not supported"
+                )),
                 "{e}"
             );
         }

@@ -23,11 +23,12 @@ use crate::state::Health;
 
 pub use etcd::{Etcd, EtcdEndpoint};
 pub use settings::SETTINGS;
+#[cfg(test)]
 pub use typos::one_edit_apart;
-pub use values::{check_endpoint_name, parse_duration, parse_endpoint_list, parse_host};
 use values::{
     check_dyn_name, parse_dialects, parse_path, parse_port, parse_ready_file, parse_socket_name,
 };
+pub use values::{check_endpoint_name, parse_duration, parse_endpoint_list, parse_host};
 
 /// Which Dynamo view healthd presents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,7 +301,10 @@ fn setting_default(var: &str) -> &'static str {
 struct Raw(BTreeMap<&'static str, (String, String)>);
 
 impl Raw {
-    fn merge(env: &BTreeMap<String, String>, flags: &[(String, String)]) -> Result<Raw, ConfigError> {
+    fn merge(
+        env: &BTreeMap<String, String>,
+        flags: &[(String, String)],
+    ) -> Result<Raw, ConfigError> {
         let mut raw = BTreeMap::new();
         for s in SETTINGS {
             if let Some(v) = env.get(s.var).filter(|v| !v.is_empty()) {
@@ -693,5 +697,4 @@ mod tests {
             "DYN_HTTP_SVC_LIVE_PATH=\"/health\": the frontend health path and live path must differ"
         );
     }
-
 }
