@@ -430,6 +430,7 @@ fn every_help_variable_is_in_the_readme() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for word in help.split_whitespace() {
+        let word = word.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
         if (word.starts_with("DYN_") || word.starts_with("HEALTHD_") || word.starts_with("ETCD_"))
             && !readme.contains(word)
         {
