@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use crate::client::json::{self, Json};
 use crate::config::{self, check_endpoint_name, parse_duration, parse_endpoint_list};
 use crate::http::codec::{self, MAX_HEAD, Progress};
+use crate::json::{self, Json};
 use crate::source::file::{self, Declared};
 use crate::state::Health;
 

@@ -10,10 +10,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-pub mod json;
-
 use crate::config::{Config, parse_host};
-use json::Json;
+use crate::json::{self, Json};
 
 /// Default time limits, as documented in `--help` and the README.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
