@@ -59,9 +59,16 @@ def say(msg):
     print(f"etcd: {msg}", flush=True)
 
 
-def check(ok, what, seen):
+SOFT = []  # failed checks that later steps do not depend on: reported, and the scenario goes on
+
+
+def check(ok, what, seen, fatal=True):
     if not ok:
-        raise Failure(f"{what}; saw: {short(seen)}")
+        if fatal:
+            raise Failure(f"{what}; saw: {short(seen)}")
+        SOFT.append(f"{what}; saw: {short(seen)}")
+        say(f"FAIL {what}; saw: {short(seen)}")
+        return
     say(f"  ok  {what}")
 
 
@@ -314,7 +321,7 @@ def scenario_1():
     wait_view(fe, view_body([]), TTL + 2, "etcd started: frontend in sync, none")
     check(metric(fe, "healthd_etcd_connected") == "1" and metric(fe, "healthd_etcd_instances") == "0"
           and metric(fe, "healthd_etcd_sync_age_seconds") is not None,
-          "frontend /metrics: connected 1, instances 0, sync age present", fe.metrics())
+          "frontend /metrics: connected 1, instances 0, sync age present", fe.metrics(), fatal=False)
 
     w1 = worker("worker1", m.client_url)
     poll("worker1 holds a lease", lambda: (metric(w1, "healthd_etcd_lease_held") == "1", w1.metrics()), TTL + 2)
@@ -335,11 +342,11 @@ def scenario_1():
     check(mw.get("healthd_etcd_connected") == "1" and mw.get("healthd_etcd_lease_held") == "1"
           and mw.get("healthd_etcd_registered_endpoints") == "1" and mw.get("healthd_etcd_leases_granted_total") == "1",
           "worker1 /metrics: connected 1, lease held 1, registered 1, leases granted 1",
-          {k: v for k, v in mw.items() if "etcd" in k})
+          {k: v for k, v in mw.items() if "etcd" in k}, fatal=False)
     st = subprocess.run([BIN, "status", f"http://127.0.0.1:{fe.port}/health"], capture_output=True, timeout=10)
     out = st.stdout.decode()
     check(st.returncode == 0 and re.search(rf"status:\s+healthy \(200 from http://127\.0\.0\.1:{fe.port}", out) and f"{id1:x}" in out and "generate" in out,
-          "healthd status against the frontend: healthy, the instance listed with its hex id", f"exit {st.returncode}: {out}{st.stderr.decode()}")
+          "healthd status against the frontend: healthy, the instance listed with its hex id", f"exit {st.returncode}: {out}{st.stderr.decode()}", fatal=False)
 
     declare(w1, wstate(200, generate="notready"), "generate", "notready")
     wait_view(fe, view_body([]), 1, "generate=notready: gone")
@@ -363,8 +370,7 @@ def scenario_1():
 
     t0 = time.monotonic()
     stop_worker(w2, signal.SIGKILL)
-    took = wait_view(fe, want1, TTL + 1, f"SIGKILL worker2: its instances gone within TTL + 1 s = {TTL + 1} s")
-    say(f"      (SIGKILL -> gone {(time.monotonic() - t0) * 1000:.0f} ms)")
+    wait_view(fe, want1, TTL + 1, f"SIGKILL worker2: its instances gone within TTL + 1 s = {TTL + 1} s")
 
     t0 = time.monotonic()
     stop_worker(w1, signal.SIGTERM)
@@ -386,7 +392,7 @@ def scenario_1():
         time.sleep(0.05)
     check(c.get_prefix() == {} and front_body(fe) == view_body([]),
           "registration off: no connection to etcd for 2 s, no key, frontend empty", c.get_prefix())
-    check("healthd_etcd_connected" not in w0.metrics(), "registration off: no healthd_etcd_* metrics", w0.metrics())
+    check("healthd_etcd_connected" not in w0.metrics(), "registration off: no healthd_etcd_* metrics", w0.metrics(), fatal=False)
     PROBER.forget(w0)
 
 
@@ -431,8 +437,8 @@ def scenario_2():
     shown.append(instance("dynamo", "backend", "generate", g))
     wait_view(fe, view_body(shown), 1, f"{len(bad)} unparsable keys ({', '.join(w for w, _, _ in bad)}) skipped, the others still show")
     skipped = int(metric(fe, "healthd_etcd_keys_skipped_total") or 0) - skipped0
-    check(skipped >= len(bad), f"healthd_etcd_keys_skipped_total grew by at least {len(bad)} (by {skipped})", fe.metrics())
-    check(metric(fe, "healthd_etcd_instances") == str(len(shown)), f"healthd_etcd_instances {len(shown)}", fe.metrics())
+    check(skipped >= len(bad), f"healthd_etcd_keys_skipped_total grew by at least {len(bad)} (by {skipped})", fe.metrics(), fatal=False)
+    check(metric(fe, "healthd_etcd_instances") == str(len(shown)), f"healthd_etcd_instances {len(shown)}", fe.metrics(), fatal=False)
 
     fe2 = frontend("frontend2", m.client_url)
     t0 = fe2.started
@@ -495,14 +501,25 @@ def scenario_3():
     del ids_hang["backend"]["generate"]
     want_hang = view_of(ids_hang, [instance("dynamo", "backend", "embed", extra_id)])
     wait_view(fe, want_hang, TTL + 2, f"m{w} hung: a flip and an etcdctl put made during the hang show within TTL + 2 s")
-    left = 2 * TTL - (time.monotonic() - t_stop)
-    if left > 0:
-        sample_same(fe, want_hang, left, f"m{w} hung for 2 x TTL: the view stays right")
-    c.cont(w)
-    say(f"  ..  SIGCONT m{w} after {time.monotonic() - t_stop:.1f} s")
     declare(wa, wstate(200, generate="ready"), "generate", "ready")
     want = view_of(ids, [instance("dynamo", "backend", "embed", extra_id)])
-    wait_view(fe, want, 1, "workerA ready again: back with its old instance id (its lease survived the hang)")
+    wait_view(fe, want, TTL + 2, f"m{w} hung: workerA ready again, back with its old instance id (its lease survived)")
+    left = 2 * TTL - (time.monotonic() - t_stop)
+    if left > 0:
+        sample_same(fe, want, left, f"m{w} hung for 2 x TTL: the view stays right")
+    c.cont(w)
+    say(f"  ..  SIGCONT m{w} after {time.monotonic() - t_stop:.1f} s")
+    try:
+        sample_same(fe, want, TTL, f"m{w} resumed: the view stays whole for TTL (nothing sent to it during the hang undoes a later change)")
+    except Failure as e:
+        # Seen: workerA's deregistration timed out on the hung member and was retried on another;
+        # the hung member applied its copy when it resumed, after the re-registration, and the
+        # worker never noticed. Reported; flip again so the later steps still run.
+        check(False, f"m{w} resumed: workerA's key still in etcd and listed", f"{e}; etcd keys: {sorted(c.get_prefix())}; "
+              f"workerA metrics: { {k: v for k, v in wa.metrics().items() if 'etcd' in k} }", fatal=False)
+        declare(wa, wstate(200, generate="notready"), "generate", "notready")
+        declare(wa, wstate(200, generate="ready"), "generate", "ready")
+        wait_view(fe, want, 1, "workerA flipped once more: listed again with its old instance id")
     check(ids_by_component(c) == {**ids, "backend": {**ids["backend"], "embed": extra_id}},
           "every worker's instance id unchanged after the hang", ids_by_component(c))
     for x in (wa, wb, wc):
@@ -557,7 +574,7 @@ def scenario_3():
     check(all(x.alive() for x in (fe, wa, wb, wc)) and pids == {x.name: x.pid for x in (fe, wa, wb, wc)},
           f"no healthd process restarted (same PIDs {pids})", {x.name: (x.pid, x.alive()) for x in (fe, wa, wb, wc)})
     for x in (wa, wb, wc):
-        check(metric(x, "healthd_etcd_leases_granted_total") == "2", f"{x.name}: a second lease granted", {k: v for k, v in x.metrics().items() if "etcd" in k})
+        check(metric(x, "healthd_etcd_leases_granted_total") == "2", f"{x.name}: a second lease granted", {k: v for k, v in x.metrics().items() if "etcd" in k}, fatal=False)
     want = view_of(new)
 
     fe.signal(signal.SIGTERM)
@@ -607,6 +624,9 @@ def main():
 
             err = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
         bad, probes = PROBER.take()
+        if SOFT and not err:
+            err = f"{len(SOFT)} check(s) failed: " + " | ".join(SOFT)
+        SOFT.clear()
         if err:
             say(f"FAIL scenario {n}: {err}")
             for x in _scope:
