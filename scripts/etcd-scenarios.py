@@ -7,7 +7,8 @@ scenario list; scripts/suites/etcd.sh installs etcd, builds healthd and runs thi
   0  settings: the discovery variables' exit-2 cases (one line naming the variable)
   1  one member: a frontend started before etcd reports "Discovery unavailable", then in sync; a
      worker's endpoint flips (the exact key and value in etcd, the exact /health body), a second
-     worker, SIGKILL (gone within TTL + 1 s), SIGTERM (gone within 250 ms: the lease is revoked);
+     worker, a lease revoked by etcdctl (re-registered under a new one), SIGKILL (gone within
+     TTL + 1 s), SIGTERM (gone within 250 ms: the lease is revoked);
      a worker with ETCD_ENDPOINTS but registration off never connects to etcd
   2  keys written by etcdctl the way Dynamo writes them (with and without "type", nats_tcp, tcp and
      http transports, a device_type, a u64 id above 2^63) show; unparsable keys are skipped and
@@ -18,6 +19,9 @@ scenario list; scripts/suites/etcd.sh installs etcd, builds healthd and runs thi
      within TTL + 2 s, no healthd restarted; a restarted frontend is whole within 1 s
   4  during all of the above, every worker's own /health is probed in a loop and must answer
      exactly what its declared state says (never changed by etcd)
+  5  etcd with auth on and tokens that expire after 1 s: a worker and a frontend log in, keep
+     their lease and view across expiries; a wrong password registers nothing and shows
+     "Discovery unavailable"
 
 Each check prints what it saw when it fails; a failed scenario is reported and the next one runs;
 the exit status is 1 when any scenario failed."""
@@ -358,6 +362,23 @@ def scenario_1():
     declare(w1, wstate(200, generate="ready"), "ready")
     wait_view(fe, want1, 1, "process ready: back")
 
+    # A lease revoked by someone else: a new lease, everything re-registered within 1 s of
+    # noticing (the next keepalive, TTL/3), the process untouched.
+    t0 = time.monotonic()
+    c.ctl("lease", "revoke", f"{id1:x}")
+
+    def renewed():
+        keys = c.get_prefix()
+        return len(keys) == 1 and id1 not in {l for _, l in keys.values()}, keys
+
+    keys, took = poll("worker1 registered under a new lease after etcdctl lease revoke", renewed, TTL / 3 + 1.5)
+    [(key, (value, id1))] = keys.items()
+    check(key == instance_key("dynamo", "backend", "generate", id1) and value == dynamo_value("dynamo", "backend", "generate", id1),
+          f"etcdctl lease revoke of worker1's lease: re-registered under a new lease in {took * 1000:.0f} ms (bound TTL/3 + 1.5 s)", keys)
+    want1 = view_body([instance("dynamo", "backend", "generate", id1)])
+    wait_view(fe, want1, 1, "frontend lists worker1 under its new instance id")
+    check(metric(w1, "healthd_etcd_leases_granted_total") == "2", "worker1: leases granted 2", w1.metrics(), fatal=False)
+
     w2 = worker("worker2", m.client_url)
     declare(w2, wstate(200, embed="ready", generate="ready"), "generate", "ready", "embed", "ready")
     keys, _ = poll("worker2's two keys", lambda: (len(c.get_prefix()) == 3, c.get_prefix()), 1)
@@ -591,6 +612,48 @@ def scenario_3():
         check(x.wait_exit(5) == 0, f"{x.name} exits 0", x.proc.returncode)
 
 
+def scenario_5():
+    """etcd with auth on (a token that expires after 1 s idle): workers and frontends log in."""
+    c = Cluster(1, extra_args=["--auth-token-ttl", "1"])
+    _scope.append(c)
+    c.start()
+    m = c.members[0]
+    c.ctl("user", "add", "root", "--new-user-password=s3cret")
+    c.ctl("auth", "enable")
+    c.user = "root:s3cret"
+    ttl = 6  # keepalive and confirm every 2 s: the 1 s token has expired before each
+    env = {"ETCD_LEASE_TTL": str(ttl), "ETCD_AUTH_USERNAME": "root", "ETCD_AUTH_PASSWORD": "s3cret"}
+    fe = Healthd(BIN, "frontend-auth", {"HEALTHD_ROLE": "frontend", "DYN_HTTP_PORT": "0", "ETCD_ENDPOINTS": m.client_url, **env}, ready_file=False)
+    _scope.append(fe)
+    wait_view(fe, view_body([]), 5, "frontend logged in: in sync, none")
+    w = worker("worker-auth", m.client_url, **env)
+    declare(w, wstate(200, generate="ready"), "generate", "ready")
+    keys, _ = poll("worker-auth's key", lambda: (len(c.get_prefix()) == 1, c.get_prefix()), 3)
+    [(_, (_, iid))] = keys.items()
+    want = view_body([instance("dynamo", "backend", "generate", iid)])
+    wait_view(fe, want, 1, "worker logged in: registered and listed")
+    sample_same(fe, want, 2 * ttl, "2 x TTL with tokens expiring between calls: the view and the lease stay")
+    check(metric(w, "healthd_etcd_leases_granted_total") == "1", "worker-auth: still its first lease", w.metrics(), fatal=False)
+    declare(w, wstate(200, generate="notready"), "generate", "notready")
+    wait_view(fe, view_body([]), 1, "a flip after the tokens expired: gone")
+    declare(w, wstate(200, generate="ready"), "generate", "ready")
+    wait_view(fe, want, 1, "and back")
+
+    bad = {**env, "ETCD_AUTH_PASSWORD": "wrong"}
+    fe2 = Healthd(BIN, "frontend-badpw", {"HEALTHD_ROLE": "frontend", "DYN_HTTP_PORT": "0", "ETCD_ENDPOINTS": m.client_url, **bad}, ready_file=False)
+    _scope.append(fe2)
+    body, _ = poll("frontend with a wrong password: Discovery unavailable", lambda: (front_body(fe2).startswith(UNAVAILABLE), front_body(fe2)), ttl + 1)
+    check(True, f"frontend with a wrong password: {body.decode()}", body)
+    w2 = worker("worker-badpw", m.client_url, **bad)
+    declare(w2, wstate(200, generate="ready"), "generate", "ready")
+    end = time.monotonic() + 2
+    while time.monotonic() < end:  # an observation window: nothing may be registered
+        if len(c.get_prefix()) != 1:
+            raise Failure(f"worker with a wrong password registered something: {c.get_prefix()}")
+        time.sleep(0.1)
+    check(w2.alive() and metric(w2, "healthd_etcd_lease_held") == "0", "worker with a wrong password: no key, no lease, still serving", w2.metrics())
+
+
 def main():
     global BIN
     if len(sys.argv) != 2:
@@ -599,7 +662,7 @@ def main():
     atexit.register(cleanup)
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, lambda *_: sys.exit(1))
-    scenarios = {"0": scenario_0, "1": scenario_1, "2": scenario_2, "3": scenario_3}
+    scenarios = {"0": scenario_0, "1": scenario_1, "2": scenario_2, "3": scenario_3, "5": scenario_5}
     pick = os.environ.get("ETCD_SCENARIOS", "")
     chosen = [n.strip() for n in pick.split(",") if n.strip()] if pick else list(scenarios)
     unknown = [n for n in chosen if n not in scenarios]

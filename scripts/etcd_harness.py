@@ -398,8 +398,10 @@ class Member:
 class Cluster:
     """1 or 3 etcd members on loopback, each with its own temporary data dir and free ports."""
 
-    def __init__(self, size, etcd="etcd", etcdctl="etcdctl", tag="etcd"):
+    def __init__(self, size, etcd="etcd", etcdctl="etcdctl", tag="etcd", extra_args=()):
         self.etcd, self.etcdctl_bin = etcd, etcdctl
+        self.extra_args = list(extra_args)
+        self.user = None  # "name:password" once auth is enabled
         self.workdir = temp_dir(f"healthd-{tag}-")
         ports = free_ports(2 * size)
         self.members = [Member(f"m{i}", ports[2 * i], ports[2 * i + 1], self.workdir) for i in range(size)]
@@ -426,6 +428,7 @@ class Cluster:
                 "--initial-cluster-state", "new",
                 "--initial-cluster-token", f"{self.token}-{m.generation}",
                 "--listen-metrics-urls", "",
+                *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -473,7 +476,8 @@ class Cluster:
     def ctl(self, *args, endpoints=None, check=True, timeout=10):
         """etcdctl (API v3) against the live members; returns stdout."""
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ETCDCTL_API": "3"}
-        cmd = [self.etcdctl_bin, "--endpoints", endpoints or self.live_endpoints(), "--command-timeout=3s", *args]
+        user = ["--user", self.user] if self.user else []
+        cmd = [self.etcdctl_bin, "--endpoints", endpoints or self.live_endpoints(), "--command-timeout=3s", *user, *args]
         r = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout)
         if check and r.returncode != 0:
             raise Failure(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.decode(errors='replace').strip()}")
