@@ -20,7 +20,7 @@ use crate::json::Json;
 pub const DEADLINE: Duration = Duration::from_secs(1);
 /// The largest answer or watch line read; anything bigger is refused (a lying etcd cannot make
 /// healthd allocate more). Ranges are read in pages well below this.
-const MAX_BODY: usize = 8 << 20;
+const MAX_BODY: usize = 4 << 20;
 /// Response heads larger than this are refused.
 const MAX_HEAD: usize = 16 << 10;
 
@@ -149,6 +149,7 @@ impl Gateway {
         Ok(Stream {
             conn,
             line: Vec::new(),
+            scanned: 0,
         })
     }
 
@@ -379,6 +380,8 @@ impl Conn {
 pub struct Stream {
     conn: Conn,
     line: Vec<u8>,
+    /// How much of `line` is known to hold no newline (so a long line is scanned once).
+    scanned: usize,
 }
 
 impl Stream {
@@ -386,7 +389,12 @@ impl Stream {
     /// A stream that ends or is cut (even mid-line) is an error: the caller ranges again.
     pub fn next_line(&mut self, until: Instant) -> Result<Option<Vec<u8>>, WireError> {
         loop {
-            if let Some(i) = self.line.iter().position(|b| *b == b'\n') {
+            if let Some(i) = self.line[self.scanned..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map(|i| i + self.scanned)
+            {
+                self.scanned = 0;
                 let rest = self.line.split_off(i + 1);
                 let mut line = std::mem::replace(&mut self.line, rest);
                 line.truncate(i);
@@ -395,6 +403,7 @@ impl Stream {
                 }
                 return Ok(Some(line));
             }
+            self.scanned = self.line.len();
             if self.line.len() > MAX_BODY {
                 return Err(WireError("a watch line is too large".into()));
             }
