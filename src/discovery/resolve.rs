@@ -53,9 +53,9 @@ const MAX_ATTEMPTS: u32 = 5;
 const MAX_JUMPS: usize = 128;
 const MAX_CNAME_HOPS: usize = 16;
 
-const TYPE_A: u16 = 1;
+pub(crate) const TYPE_A: u16 = 1;
 const TYPE_CNAME: u16 = 5;
-const TYPE_AAAA: u16 = 28;
+pub(crate) const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 const NOERROR: u8 = 0;
 const NXDOMAIN: u8 = 3;
@@ -316,7 +316,7 @@ fn ip_literal(host: &str) -> Option<IpAddr> {
 
 /// Every address in a hosts file listing `name` (canonical name or alias, any case, a trailing
 /// dot ignored), in file order without repeats. `#` starts a comment; unparsable lines are skipped.
-fn hosts_lookup(text: &str, name: &str) -> Vec<IpAddr> {
+pub(crate) fn hosts_lookup(text: &str, name: &str) -> Vec<IpAddr> {
     let name = name.trim_end_matches('.');
     let mut found = Vec::new();
     for line in text.lines() {
@@ -337,21 +337,21 @@ fn hosts_lookup(text: &str, name: &str) -> Vec<IpAddr> {
 
 /// What resolv.conf says (the parts used here).
 #[derive(Debug, PartialEq)]
-struct Conf {
+pub(crate) struct Conf {
     /// At most three; empty means 127.0.0.1.
-    servers: Vec<IpAddr>,
+    pub(crate) servers: Vec<IpAddr>,
     /// Suffixes without their trailing dot.
-    search: Vec<String>,
-    ndots: u32,
+    pub(crate) search: Vec<String>,
+    pub(crate) ndots: u32,
     /// Seconds.
-    timeout: u32,
-    attempts: u32,
+    pub(crate) timeout: u32,
+    pub(crate) attempts: u32,
 }
 
 /// glibc's reading: `nameserver ADDR` (the first three usable ones), `search` and `domain` (the
 /// last such line wins), `options ndots:N timeout:N attempts:N`; `#` and `;` start comments;
 /// anything else is ignored.
-fn parse_resolv_conf(text: &str) -> Conf {
+pub(crate) fn parse_resolv_conf(text: &str) -> Conf {
     let mut conf = Conf {
         servers: Vec::new(),
         search: Vec::new(),
@@ -398,7 +398,7 @@ fn parse_resolv_conf(text: &str) -> Conf {
 
 /// The names to ask for, in glibc's order: a name ending in `.` only as is; a name with at least
 /// `ndots` dots as is first, then with each search suffix; otherwise the suffixes first.
-fn candidates(name: &str, search: &[String], ndots: u32) -> Vec<String> {
+pub(crate) fn candidates(name: &str, search: &[String], ndots: u32) -> Vec<String> {
     if let Some(absolute) = name.strip_suffix('.') {
         return vec![absolute.to_string()];
     }
@@ -447,7 +447,7 @@ fn encode_name(name: &str) -> Result<Vec<u8>, &'static str> {
 }
 
 /// A standard query: header with RD set, one question `name` `qtype` IN.
-fn build_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, &'static str> {
+pub(crate) fn build_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, &'static str> {
     let mut q = Vec::with_capacity(12 + name.len() + 6);
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
@@ -459,16 +459,21 @@ fn build_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, &'static str>
 
 /// What a reply to one of our questions says.
 #[derive(Debug, PartialEq)]
-struct Answer {
-    rcode: u8,
-    truncated: bool,
+pub(crate) struct Answer {
+    pub(crate) rcode: u8,
+    pub(crate) truncated: bool,
     /// The `qtype` addresses of the name or of its CNAME chain, in answer order.
-    addrs: Vec<IpAddr>,
+    pub(crate) addrs: Vec<IpAddr>,
 }
 
 /// Reads the reply to question (`id`, `name`, `qtype`). An error means "not our answer, or not a
 /// usable one"; nothing in `packet` can make this panic or loop.
-fn parse_answer(packet: &[u8], id: u16, name: &str, qtype: u16) -> Result<Answer, &'static str> {
+pub(crate) fn parse_answer(
+    packet: &[u8],
+    id: u16,
+    name: &str,
+    qtype: u16,
+) -> Result<Answer, &'static str> {
     let qname = encode_name(name)?;
     if packet.len() < 12 {
         return Err("packet cut short");
