@@ -1340,6 +1340,60 @@ pub mod tests {
         assert_eq!(got, Ok(addrs(&["10.1.0.1:1", "[fd00::1]:1"])));
     }
 
+    #[test]
+    fn missing_or_unusable_files_mean_defaults() {
+        // No resolv.conf: 127.0.0.1, ndots:1 (the name as is first), no search list.
+        let s = server("127.0.0.1", 0, k8s_rule, false).unwrap();
+        let dir = std::env::temp_dir();
+        let r = Resolver::with_files("/nonexistent/hosts".into(), "/nonexistent/r".into(), s.port);
+        let full = "etcd-0.etcd.default.svc.cluster.local";
+        assert_eq!(
+            r.lookup(full, 1, soon()),
+            Ok(addrs(&["10.1.0.1:1", "[fd00::1]:1"]))
+        );
+        assert_eq!(
+            r.lookup("etcd-0", 1, soon()),
+            Err("etcd-0: no such host (tried etcd-0)".into())
+        );
+        // A directory in place of either file counts as empty.
+        let r = Resolver::with_files(dir.clone(), dir, s.port);
+        assert_eq!(
+            r.lookup("localhost", 1, soon()),
+            Ok(addrs(&["127.0.0.1:1", "[::1]:1"]))
+        );
+        assert_eq!(
+            r.lookup(full, 1, soon()),
+            Ok(addrs(&["10.1.0.1:1", "[fd00::1]:1"]))
+        );
+    }
+
+    #[test]
+    fn docker_embedded_dns() {
+        // Docker writes `nameserver 127.0.0.11` and `options ndots:0`; container names are bare.
+        let s = server(
+            "127.0.0.11",
+            0,
+            |n| match n {
+                "etcd" => Act::Records(ips(&["172.18.0.2"])),
+                _ => Act::Rcode(3),
+            },
+            false,
+        )
+        .unwrap();
+        let f = Files::new(
+            "",
+            "nameserver 127.0.0.11
+search .
+options edns0 trust-ad ndots:0
+",
+        );
+        assert_eq!(
+            f.resolver(s.port).lookup("etcd", 2379, soon()),
+            Ok(addrs(&["172.18.0.2:2379"]))
+        );
+        assert_eq!(s.asked.lock().unwrap().len(), 2);
+    }
+
     /// Two servers on one port: `first` on 127.0.0.1 (what it does: `rule`), a good one on
     /// 127.0.0.2.
     fn pair(rule: Rule) -> (Server, Server) {
