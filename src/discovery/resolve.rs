@@ -114,14 +114,17 @@ impl Resolver {
             return Ok(vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]);
         }
         let conf = parse_resolv_conf(&read_text(&self.resolv_conf));
-        let servers: Vec<SocketAddr> = if conf.servers.is_empty() {
-            vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), self.port)]
-        } else {
-            conf.servers
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, self.port))
-                .collect()
-        };
+        // Servers are named in errors as resolv.conf spells them (no IPv6 formatting code).
+        let (mut servers, mut named) = (Vec::new(), Vec::new());
+        for (ip, text) in &conf.servers {
+            servers.push(SocketAddr::new(*ip, self.port));
+            named.push(text.as_str());
+        }
+        if servers.is_empty() {
+            servers.push(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), self.port));
+            named.push("127.0.0.1");
+        }
+        let named = named.join(", ");
         let wait = Duration::from_secs(conf.timeout.into());
         let started = Instant::now();
         let (mut tried, mut failed) = (Vec::new(), false);
@@ -148,20 +151,15 @@ impl Resolver {
                 Try::NoSuch => {}
                 Try::Failed => failed = true,
                 Try::Silent => {
-                    return Err(format!(
-                        "{host}: no answer from {} within {}",
-                        join(&servers.iter().map(|s| s.ip()).collect::<Vec<_>>()),
-                        show(started.elapsed())
-                    ));
+                    let took = show(started.elapsed());
+                    return Err(format!("{host}: no answer from {named} within {took}"));
                 }
             }
         }
-        let list = join(&tried);
+        let list = tried.join(", ");
         if failed {
-            let ips: Vec<IpAddr> = servers.iter().map(|s| s.ip()).collect();
             return Err(format!(
-                "{host}: name server {} failed or refused (tried {list})",
-                join(&ips)
+                "{host}: name server {named} failed or refused (tried {list})"
             ));
         }
         Err(format!("{host}: no such host (tried {list})"))
@@ -282,20 +280,9 @@ fn read_text(path: &std::path::Path) -> String {
     }
 }
 
-fn join<T: std::fmt::Display>(items: &[T]) -> String {
-    let mut s = String::new();
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push_str(&item.to_string());
-    }
-    s
-}
-
 /// A duration in whole milliseconds below a second, else whole seconds (no float formatting).
 fn show(d: Duration) -> String {
-    let ms = d.as_millis();
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     if ms < 1000 {
         format!("{ms}ms")
     } else {
@@ -338,8 +325,8 @@ pub(crate) fn hosts_lookup(text: &str, name: &str) -> Vec<IpAddr> {
 /// What resolv.conf says (the parts used here).
 #[derive(Debug, PartialEq)]
 pub(crate) struct Conf {
-    /// At most three; empty means 127.0.0.1.
-    pub(crate) servers: Vec<IpAddr>,
+    /// At most three, each with its text; empty means 127.0.0.1.
+    pub(crate) servers: Vec<(IpAddr, String)>,
     /// Suffixes without their trailing dot.
     pub(crate) search: Vec<String>,
     pub(crate) ndots: u32,
@@ -364,10 +351,11 @@ pub(crate) fn parse_resolv_conf(text: &str) -> Conf {
         let mut words = line.split_whitespace();
         match words.next() {
             Some("nameserver") => {
-                if let Some(Ok(ip)) = words.next().map(str::parse::<IpAddr>)
+                if let Some(word) = words.next()
+                    && let Ok(ip) = word.parse::<IpAddr>()
                     && conf.servers.len() < MAX_SERVERS
                 {
-                    conf.servers.push(ip);
+                    conf.servers.push((ip, word.to_string()));
                 }
             }
             Some(key @ ("search" | "domain")) => {
@@ -676,7 +664,10 @@ pub mod tests {
         let check = |text: &str, servers: &[&str], search: &[&str], n: [u32; 3]| {
             let c = parse_resolv_conf(text);
             let want = Conf {
-                servers: ips(servers),
+                servers: servers
+                    .iter()
+                    .map(|s| (s.parse().unwrap(), s.to_string()))
+                    .collect(),
                 search: search.iter().map(|s| s.to_string()).collect(),
                 ndots: n[0],
                 timeout: n[1],
