@@ -22,9 +22,10 @@
 //! else is ignored and the wait goes on.
 //!
 //! Outcomes per candidate name: addresses end the lookup; NXDOMAIN, or no data for both types, moves
-//! to the next candidate; SERVFAIL, a refusal or a malformed reply moves to the next server (and,
-//! when every server failed, to the next candidate, as glibc); silence from every server ends the
-//! lookup (the other candidates would wait just as long). CNAME chains are followed within the
+//! to the next candidate; SERVFAIL, a refusal (also ICMP port unreachable) or silence moves to the
+//! next server; when no server gave an answer the next candidate follows if one of them failed
+//! (as glibc), but silence from every server ends the lookup (the other candidates would wait just
+//! as long). CNAME chains are followed within the
 //! answer section. A truncated (TC) reply is used for the complete records it holds: there is no TCP
 //! fallback, since an etcd member name has a handful of addresses and fits in 512 bytes. Not done:
 //! EDNS, `options rotate`/`single-request`, `RES_OPTIONS`/`LOCALDOMAIN`, IPv6 zone ids.
@@ -132,7 +133,7 @@ impl Resolver {
             if encode_name(&name).is_err() {
                 continue; // too long with this suffix
             }
-            let mut outcome = Try::Silent;
+            let (mut outcome, mut answered) = (Try::Silent, false);
             'rounds: for _ in 0..conf.attempts {
                 for server in &servers {
                     let now = Instant::now();
@@ -140,13 +141,17 @@ impl Resolver {
                         break 'rounds;
                     }
                     outcome = ask(*server, &name, deadline.min(now + wait));
-                    if matches!(outcome, Try::Found(_) | Try::NoSuch) {
-                        break 'rounds;
+                    match outcome {
+                        Try::Found(_) | Try::NoSuch => break 'rounds,
+                        Try::Failed => answered = true,
+                        Try::Silent => {}
                     }
                 }
             }
             tried.push(name);
             match outcome {
+                // Some server failed, others were silent: a failure, not silence.
+                Try::Silent if answered => failed = true,
                 Try::Found(ips) => return Ok(ips),
                 Try::NoSuch => {}
                 Try::Failed => failed = true,
@@ -1435,6 +1440,19 @@ options edns0 trust-ad ndots:0
         assert!(
             took >= Duration::from_millis(950) && took < Duration::from_secs(2),
             "{took:?}"
+        );
+        // One silent, one failing: a failure (the next candidate follows), not silence.
+        let f = Files::new(
+            "",
+            "nameserver 127.0.0.1\nnameserver 127.0.0.2\noptions attempts:1\n",
+        );
+        assert_eq!(
+            f.resolver(good.port).lookup("broken.example.", 1, soon()),
+            Err(
+                "broken.example.: name server 127.0.0.1, 127.0.0.2 failed or refused \
+                 (tried broken.example)"
+                    .into()
+            )
         );
     }
 
