@@ -62,12 +62,6 @@ impl Watcher {
             Ok(s) => s,
             Err(e) => return e,
         };
-        let listed = lock(&self.cluster).len();
-        info!(
-            "etcd: {listed} instances listed from {} at revision {revision}; watching",
-            self.gw.member()
-        );
-        backoff.reset();
         let mut check_at = Instant::now() + self.check_every;
         loop {
             let line = match stream.next_line(check_at) {
@@ -85,7 +79,20 @@ impl Watcher {
                 continue;
             };
             let events = match wire::watched(&line) {
-                Ok(Watched::Created) => continue,
+                Ok(Watched::Created) => {
+                    // In sync from here on: the list at `revision`, and every change after it.
+                    let mut c = lock(&self.cluster);
+                    if !c.connected() {
+                        info!(
+                            "etcd: {} instances listed from {} at revision {revision}; watching",
+                            c.len(),
+                            self.gw.member()
+                        );
+                    }
+                    c.confirm(Instant::now(), SystemTime::now());
+                    backoff.reset();
+                    continue;
+                }
                 Ok(Watched::Events { events, .. }) => events,
                 Ok(Watched::Compacted) => {
                     return WireError("the watch revision was compacted; ranging again".into());
@@ -125,12 +132,7 @@ impl Watcher {
                 break;
             }
         }
-        let skipped = {
-            let mut c = lock(&self.cluster);
-            let skipped = c.replace(kvs);
-            c.confirm(Instant::now(), SystemTime::now());
-            skipped
-        };
+        let skipped = lock(&self.cluster).replace(kvs);
         log_skipped(&skipped);
         Ok(revision)
     }

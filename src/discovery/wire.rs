@@ -157,7 +157,7 @@ pub fn instance(key: &[u8], value: &[u8]) -> Result<Instance, String> {
         _ => None,
     }
     .ok_or_else(|| format!("{key}: \"instance_id\" is not a whole u64"))?;
-    if u64::from_str_radix(hex, 16).ok() != Some(id) || hex.starts_with('+') {
+    if format!("{id:x}") != hex {
         return Err(format!(
             "{key}: the key's id does not match \"instance_id\""
         ));
