@@ -191,13 +191,18 @@ fe.kill()
 
 # --- idle: CPU ticks and syscalls of a registered worker and a frontend (Dynamo's TTL, 10 s) ------
 iw, ife = worker("idle-worker", ttl=10), frontend("idle-frontend", ttl=10)
+# Beside them, no etcd: a worker whose readiness file's directory appeared after it started.
+late_dir = h.temp_dir("healthd-late-")
+il = h.Healthd(BIN, "idle-late-dir", {"DYN_SYSTEM_PORT": "0", "HEALTHD_READY_FILE": os.path.join(late_dir, "run", "ready")})
+il.set("generate", "ready")
 [iid], _ = h.poll("idle worker registered", lambda: (len(lease_of()) == 1, lease_of()), 5)
 wait_ids(ife, present=[iid], timeout=5, interval=0.01)
 ife.http.close()
 iw.http and iw.http.close()
-t_before = (iw.cpu_ticks(), ife.cpu_ticks())
+t_before = (iw.cpu_ticks(), ife.cpu_ticks(), il.cpu_ticks())
 time.sleep(IDLE)  # the measurement itself: idle for IDLE seconds
-ticks = (iw.cpu_ticks() - t_before[0], ife.cpu_ticks() - t_before[1])
+ticks = (iw.cpu_ticks() - t_before[0], ife.cpu_ticks() - t_before[1], il.cpu_ticks() - t_before[2])
+il.kill()
 def strace(pid, path):
     return subprocess.Popen(["timeout", "-s", "INT", str(IDLE), "strace", "-c", "-f", "-q", "-o", path, "-p", str(pid)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -253,6 +258,7 @@ row(f"change to /health with {total} instances, median of {CHANGES} (ms; beside:
 row(f"change to /health with {total} instances, max (ms; beside: slowest GET)", ms(max(changes)), ms(max(one_get)), "<= 100 ms", max(changes) <= 0.1)
 row(f"idle CPU ticks in {IDLE} s, worker registered (beside: frontend)", ticks[0], ticks[1], "~0", None, "-")
 row(f"idle syscalls in {IDLE} s, strace -c -f (worker; beside: frontend)", sc_w, sc_f, "-", None, "-")
+row(f"idle CPU ticks in {IDLE} s, no etcd, readiness file's directory made after start", ticks[2], "-", "~0", None, "-")
 row("binary size (bytes)", size, "-", "<= 1,400,000" if "static" in KIND else "- (static build only)", size <= 1400000 if "static" in KIND else None)
 print()
 print(f"Idle syscalls, top 5: worker: {top_w or 'none'}; frontend: {top_f or 'none'}. Clock ticks are 1/{hz} s.")

@@ -265,7 +265,7 @@ def sample_same(fe, want, seconds, what, also=None):
         body = front_body(fe)
         n += 1
         if body != want:
-            raise Failure(f"{what}: /health changed after {n} samples; want {short(want, 600)}; saw {short(body, 600)}")
+            raise Failure(f"{what}: /health changed after {n} samples: {diff(want, body)}")
         if also:
             also()
         time.sleep(0.05)
@@ -536,7 +536,8 @@ def scenario_3():
         # Seen: workerA's deregistration timed out on the hung member and was retried on another;
         # the hung member applied its copy when it resumed, after the re-registration, and the
         # worker never noticed. Reported; flip again so the later steps still run.
-        check(False, f"m{w} resumed: workerA's key still in etcd and listed", f"{e}; etcd keys: {sorted(c.get_prefix())}; "
+        check(False, f"m{w} resumed: workerA's key still in etcd and listed", f"{e}; workerA's key in etcd: "
+              f"{instance_key('dynamo', 'backend', 'generate', ids['backend']['generate']) in c.get_prefix()}; "
               f"workerA metrics: { {k: v for k, v in wa.metrics().items() if 'etcd' in k} }", fatal=False)
         declare(wa, wstate(200, generate="notready"), "generate", "notready")
         declare(wa, wstate(200, generate="ready"), "generate", "ready")

@@ -582,8 +582,10 @@ class Healthd:
         self.dir = temp_dir(f"healthd-{name}-")
         self.log_path = os.path.join(self.dir, "log")
         self.env = {"DYN_SYSTEM_HOST": LOCAL, "HEALTHD_SHUTDOWN_GRACE": "1s", **env}
-        if ready_file:
-            self.env.setdefault("HEALTHD_READY_FILE", os.path.join(self.dir, "run", "ready"))
+        if ready_file and "HEALTHD_READY_FILE" not in self.env:
+            # The directory exists before healthd starts (as a tmpfs mount in a container would).
+            os.makedirs(os.path.join(self.dir, "run"))
+            self.env["HEALTHD_READY_FILE"] = os.path.join(self.dir, "run", "ready")
         self.port = None
         self.started = time.monotonic()
         log = open(self.log_path, "wb")
