@@ -5,8 +5,8 @@ scenario list; scripts/suites/etcd.sh installs etcd, builds healthd and runs thi
     scripts/etcd-scenarios.py BIN            every scenario (ETCD_SCENARIOS=1,3 picks some, loudly)
 
   0  settings: the discovery variables' exit-2 cases (one line naming the variable)
-  1  one member: a frontend started before etcd reports "Discovery unavailable", then in sync; a
-     worker's endpoint flips (the exact key and value in etcd, the exact /health body), a second
+  1  one member: a frontend started before etcd reports "Discovery unavailable" (/live unchanged),
+     a worker ready before etcd registers once it answers; a worker's endpoint flips (the exact key and value in etcd, the exact /health body), a second
      worker, a lease revoked by etcdctl (re-registered under a new one), SIGKILL (gone within
      TTL + 1 s), SIGTERM (gone within 250 ms: the lease is revoked);
      a worker with ETCD_ENDPOINTS but registration off never connects to etcd
@@ -321,8 +321,20 @@ def scenario_1():
     body, took = poll("frontend before etcd: Discovery unavailable", lambda: (front_body(fe).startswith(UNAVAILABLE), front_body(fe)), TTL + 1)
     check(re.fullmatch(rb'\{"instances":\[\],"message":"Discovery unavailable since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(.+\)","status":"unhealthy"\}', body) is not None,
           f"frontend before etcd: 'Discovery unavailable since <RFC 3339> (<reason>)' after {took:.1f} s", body)
+    code, _, live = fe.get("/live")
+    check(code == 200 and live == b'{"status":"live","message":"Service is live"}', "frontend /live unchanged while discovery is unavailable", (code, live))
+    early = worker("worker-early", m.client_url)  # ready before etcd runs
+    declare(early, wstate(200, generate="ready"), "generate", "ready")
     c.start()
-    wait_view(fe, view_body([]), TTL + 2, "etcd started: frontend in sync, none")
+    t_up = time.monotonic()
+    keys, _ = poll("worker started before etcd: registered", lambda: (len(c.get_prefix()) == 1, c.get_prefix()), 5)
+    check(time.monotonic() - t_up <= 2.0, f"worker started before etcd: registered {(time.monotonic() - t_up) * 1000:.0f} ms after etcd answered "
+          "(bound 2 s: 1 s after an answer, plus the 800 ms backoff cap)", keys)
+    [(_, (_, eid))] = keys.items()
+    wait_view(fe, view_body([instance("dynamo", "backend", "generate", eid)]), TTL + 2, "etcd started: frontend in sync, the early worker listed")
+    stop_worker(early, signal.SIGTERM)
+    wait_view(fe, view_body([]), 1, "early worker SIGTERMed: frontend in sync, none")
+    check(early.wait_exit(5) == 0, "early worker exits 0", early.proc.returncode)
     check(metric(fe, "healthd_etcd_connected") == "1" and metric(fe, "healthd_etcd_instances") == "0"
           and metric(fe, "healthd_etcd_sync_age_seconds") is not None,
           "frontend /metrics: connected 1, instances 0, sync age present", fe.metrics(), fatal=False)
@@ -340,8 +352,7 @@ def scenario_1():
           "etcd value is exactly Dynamo's", f"{value!r} vs {dynamo_value('dynamo', 'backend', 'generate', lease)!r}")
     id1 = lease
     want1 = view_body([instance("dynamo", "backend", "generate", id1)])
-    took = wait_view(fe, want1, 1, "generate=ready: frontend lists it")
-    say(f"      (set -> frontend {(time.monotonic() - t0) * 1000:.0f} ms including healthd set)")
+    wait_view(fe, want1, 1, "generate=ready: frontend lists it")
     mw = w1.metrics()
     check(mw.get("healthd_etcd_connected") == "1" and mw.get("healthd_etcd_lease_held") == "1"
           and mw.get("healthd_etcd_registered_endpoints") == "1" and mw.get("healthd_etcd_leases_granted_total") == "1",
