@@ -22,6 +22,9 @@ scenario list; scripts/suites/etcd.sh installs etcd, builds healthd and runs thi
   5  etcd with auth on and tokens that expire after 1 s: a worker and a frontend log in, keep
      their lease and view across expiries; a wrong password registers nothing and shows
      "Discovery unavailable"
+  6  a request that timed out on a hung member must not undo a later change: five times, a
+     worker's deregistration times out on the hung member (and is retried on another), the worker
+     registers again, the member resumes: the key must still be there
 
 Each check prints what it saw when it fails; a failed scenario is reported and the next one runs;
 the exit status is 1 when any scenario failed."""
@@ -666,6 +669,38 @@ def scenario_5():
     check(w2.alive() and metric(w2, "healthd_etcd_lease_held") == "0", "worker with a wrong password: no key, no lease, still serving", w2.metrics())
 
 
+def scenario_6():
+    """A request that timed out on a hung member must not undo a later change (5 attempts)."""
+    c = cluster(3)
+    fe = frontend("frontend", c.endpoints([1, 2, 0]))
+    wait_view(fe, view_body([]), TTL + 2, "frontend in sync, none")
+    stale = 0
+    for attempt in range(1, 6):
+        c.move_leader_off(0)
+        w = worker(f"worker{attempt}", c.endpoints([0, 1, 2]))  # talks to m0 first
+        declare(w, wstate(200, generate="ready"), "generate", "ready")
+        keys, _ = poll(f"worker{attempt} registered", lambda: (len(c.get_prefix()) == 1, c.get_prefix()), 3)
+        [(key, (_, iid))] = keys.items()
+        want = view_body([instance("dynamo", "backend", "generate", iid)])
+        wait_view(fe, want, 1, f"attempt {attempt}: worker{attempt} listed")
+        c.stop(0)
+        declare(w, wstate(200, generate="notready"), "generate", "notready")
+        wait_view(fe, view_body([]), TTL + 2, f"attempt {attempt}: m0 hung, generate=notready: gone")
+        declare(w, wstate(200, generate="ready"), "generate", "ready")
+        wait_view(fe, want, TTL + 2, f"attempt {attempt}: m0 hung, generate=ready: back")
+        c.cont(0)
+        try:
+            sample_same(fe, want, TTL, f"attempt {attempt}: m0 resumed: still listed for TTL")
+        except Failure as e:
+            stale += 1
+            check(False, f"attempt {attempt}: m0 resumed: worker{attempt}'s key still in etcd and listed",
+                  f"{e}; key in etcd: {key in c.get_prefix()}; worker metrics: { {k: v for k, v in w.metrics().items() if 'etcd' in k} }", fatal=False)
+        stop_worker(w, signal.SIGTERM)
+        wait_view(fe, view_body([]), 1, f"attempt {attempt}: worker{attempt} SIGTERMed: gone")
+        w.wait_exit(5)
+    say(f"  ..  a stale request undid a later change in {stale} of 5 attempts")
+
+
 def main():
     global BIN
     if len(sys.argv) != 2:
@@ -674,7 +709,7 @@ def main():
     atexit.register(cleanup)
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, lambda *_: sys.exit(1))
-    scenarios = {"0": scenario_0, "1": scenario_1, "2": scenario_2, "3": scenario_3, "5": scenario_5}
+    scenarios = {"0": scenario_0, "1": scenario_1, "2": scenario_2, "3": scenario_3, "5": scenario_5, "6": scenario_6}
     pick = os.environ.get("ETCD_SCENARIOS", "")
     chosen = [n.strip() for n in pick.split(",") if n.strip()] if pick else list(scenarios)
     unknown = [n for n in chosen if n not in scenarios]
