@@ -366,6 +366,14 @@ def scenario_1():
     check(st.returncode == 0 and re.search(rf"status:\s+healthy \(200 from http://127\.0\.0\.1:{fe.port}", out) and f"{id1:x}" in out and "generate" in out,
           "healthd status against the frontend: healthy, the instance listed with its hex id", f"exit {st.returncode}: {out}{st.stderr.decode()}", fatal=False)
 
+    ages = []
+    end = time.monotonic() + 2 * TTL / 3 + 0.5
+    while time.monotonic() < end:  # an observation window over two confirmation periods
+        ages.append(float(metric(fe, "healthd_etcd_sync_age_seconds") or "nan"))
+        time.sleep(0.1)
+    check(all(a <= TTL / 3 + 1.2 for a in ages), f"frontend confirms its view every TTL/3: healthd_etcd_sync_age_seconds stayed <= TTL/3 + 1.2 s (max {max(ages):.2f})",
+          ages, fatal=False)
+
     declare(w1, wstate(200, generate="notready"), "generate", "notready")
     wait_view(fe, view_body([]), 1, "generate=notready: gone")
     check(c.get_prefix() == {}, "generate=notready: key deleted in etcd", c.get_prefix())
@@ -588,6 +596,9 @@ def scenario_3():
     check(mt is not None and wall_kill - TTL - 2 <= since <= time.time() + 1,
           f"all members down: 'Discovery unavailable since <time near the kill> (...)' after {took:.1f} s (bound TTL + 2 s)", body)
 
+    gauges = {x.name: (metric(x, "healthd_etcd_connected"), metric(x, "healthd_etcd_lease_held")) for x in (wa, wb, wc)}
+    gauges[fe.name] = (metric(fe, "healthd_etcd_connected"), None)
+    check(all(g[0] == "0" for g in gauges.values()), "all members down: healthd_etcd_connected 0 everywhere", gauges, fatal=False)
     t_wipe = time.monotonic()
     c.wipe_and_restart()
     t_up = time.monotonic()
