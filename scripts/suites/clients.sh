@@ -57,7 +57,7 @@ start() {
   PIDS+=("$PID")
   disown "$PID" # killed at exit; no job-control notice then
   local deadline=$((SECONDS + 10))
-  until grep -q 'listening on' "$log"; do
+  until grep -qs 'listening on' "$log"; do
     [ $SECONDS -lt $deadline ] || fail "$name: healthd never said 'listening on'"
     kill -0 "$PID" 2>/dev/null || fail "$name: healthd exited"
     sleep 0.05
