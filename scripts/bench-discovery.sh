@@ -220,6 +220,16 @@ iw, ife = worker("idle-worker", ttl=10), frontend("idle-frontend", ttl=10)
 # Beside them, no etcd: a worker whose readiness file's directory appeared after it started.
 late_dir = h.temp_dir("healthd-late-")
 il = h.Healthd(BIN, "idle-late-dir", {"DYN_SYSTEM_PORT": "0", "HEALTHD_READY_FILE": os.path.join(late_dir, "run", "ready")})
+def inotify_watching(pid):
+    """True once one of pid's descriptors is an inotify instance with a watch (the ancestor)."""
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            if "inotify wd:" in open(f"/proc/{pid}/fdinfo/{fd}").read():
+                return True
+        except OSError:
+            pass
+    return False
+h.poll("late-dir worker watching the directory's parent", lambda: inotify_watching(il.pid), 5)
 il.set("generate", "ready")
 [iid], _ = h.poll("idle worker registered", lambda: (len(lease_of()) == 1, lease_of()), 5)
 wait_ids(ife, present=[iid], timeout=5, interval=0.01)
