@@ -488,6 +488,15 @@ def scenario_2():
     poll("a frontend started now shows the same", lambda: (front_body(fe2) == view_body(shown), front_body(fe2)), 1)
     say(f"  ok  a frontend started afterwards shows the same body ({(time.monotonic() - t0) * 1000:.0f} ms from its start)")
 
+    # A host name instead of an IP literal (Dynamo's default is http://localhost:2379).
+    fe3 = frontend("frontend-localhost", f"http://localhost:{m.client_port}")
+    try:
+        poll("a frontend given http://localhost:PORT shows the same", lambda: (front_body(fe3) == view_body(shown), front_body(fe3)), 3)
+        check(True, "a frontend given http://localhost:PORT shows the same body", None)
+    except Failure as e:
+        check(False, "a frontend given http://localhost:PORT shows the same body", f"{e}; log: {fe3.log()[-600:]}", fatal=False)
+    fe3.kill()
+
     c.ctl("del", instance_key("dynamo", "backend", "generate", big))
     shown = [i for i in shown if i["instance_id"] != big]
     wait_view(fe, view_body(shown), 1, "etcdctl del of one key: gone")
