@@ -9,7 +9,8 @@ are parsed, not applied):
   flags: --read-only, --cap-drop ALL, no-new-privileges, the tmpfs for /run/healthd);
 - the shutdown budget: terminationGracePeriodSeconds covers preStop plus HEALTHD_SHUTDOWN_GRACE;
 - the README's Compose block is examples/compose/docker-compose.yml, byte for byte, and that file
-  agrees with examples/compose/Dockerfile and the image.
+  agrees with examples/compose/Dockerfile and the image;
+- the README's copy of Dockerfile.distroless's final stage is that stage (trailing comments aside).
 
 Needs PyYAML (Debian's python3-yaml; scripts/suites/manifests.sh installs it). Prints one line per
 check; exits 1 on the first disagreement, naming both sides.
@@ -159,6 +160,15 @@ def main():
     if duration_s(worker["stop_grace_period"]) <= duration_s(worker["environment"]["HEALTHD_SHUTDOWN_GRACE"]):
         fail("Compose stop_grace_period is not longer than HEALTHD_SHUTDOWN_GRACE")
     same("Compose client depends_on", compose["client"]["depends_on"], {"worker": {"condition": "service_healthy"}})
+
+    # The README's final stage (the dockerfile block that starts FROM ${BASE_IMAGE}) is the file's.
+    snippets = re.findall(r"^```dockerfile\n(FROM \$\{BASE_IMAGE\}.*?)^```", readme, re.M | re.S)
+    if len(snippets) != 1:
+        fail(f"README.md has {len(snippets)} copies of the final stage (FROM ${{BASE_IMAGE}}), want 1")
+    shown = [re.sub(r"\s+#.*$", "", l).strip() for l in snippets[0].splitlines()]
+    shown = [l for l in shown if l][1:]  # without the FROM line, like final_stage()
+    actual = [f"{op} {rest}" for op, rest in final_stage("Dockerfile.distroless")]
+    same("README's final stage of Dockerfile.distroless", shown, actual)
     print("manifests: all checks passed")
 
 

@@ -246,6 +246,15 @@ exited() { [ "$(inspect "$1" '{{.State.Status}}')" = exited ]; }
 # ms TIMESTAMP: an engine timestamp (RFC 3339, ns) in ms since the epoch.
 ms() { date -d "$1" +%s%3N; }
 host_pid() { inspect "$1" '{{.State.Pid}}'; }
+# kill_ms CONTAINER SIGNAL SINCE_MS: when the engine sent SIGNAL (a number) to CONTAINER, in ms
+# since the epoch, from its own event log (not the client's clock around `docker stop`).
+kill_ms() {
+  local ns
+  ns=$(d events --since "$(($3 / 1000 - 1))" --until "$(date +%s.%N)" --filter "container=$1" \
+    --filter event=kill --format '{{.TimeNano}} {{index .Actor.Attributes "signal"}}' | awk -v s="$2" '$2 == s { print $1; exit }')
+  [ -n "$ns" ] || fail "the engine logged no kill event with signal $2 for $1"
+  echo $((ns / 1000000))
+}
 
 # --- images: the static binary, healthd:local, the test child, the stand-ins ------------------
 
@@ -477,23 +486,30 @@ item_stop() {
   expect_code "$port" /live 200 "HEALTHD_LIVE=shallow holds while draining"
   expect_code "$port" /livez 200 "livez holds while draining"
   wait "$stop_pid" || fail "docker stop failed"
+  local t_term
+  t_term=$(kill_ms "$c" 15 "$t0")
+  t_fail=$((t_fail + t0 - t_term))
   finished=$(ms "$(inspect "$c" '{{.State.FinishedAt}}')")
-  elapsed=$((finished - t0))
+  elapsed=$((finished - t_term))
   [ "$(inspect "$c" '{{.State.ExitCode}}')" = 0 ] || fail "exit code after docker stop: $(inspect "$c" '{{.State.ExitCode}}'), want 0"
   [ "$elapsed" -ge 1900 ] || fail "exited ${elapsed} ms after docker stop, before the 2 s drain"
   [ "$elapsed" -le 3000 ] || fail "exited ${elapsed} ms after docker stop, later than grace 2 s + 1 s"
   logs_have "$c" "draining" || fail "no draining line in the log"
-  ok "docker stop: ready routes failed after ${t_fail} ms while /live and /livez held 200; exit 0 after ${elapsed} ms (grace 2 s)"
+  ok "docker stop: ready routes failed ${t_fail} ms after the engine's SIGTERM while /live and /livez held 200; exit 0 ${elapsed} ms after it (grace 2 s)"
 
   c=$(start stop-kill -e HEALTHD_SHUTDOWN_GRACE=30s -p 127.0.0.1::8081 healthd:local)
   poll "listening on" 10 listening "$c"
   t0=$(now_ms)
   d stop -t 1 "$c" >/dev/null || fail "docker stop -t 1 failed"
+  t_term=$(kill_ms "$c" 15 "$t0")
+  local t_kill
+  t_kill=$(kill_ms "$c" 9 "$t0")
   finished=$(ms "$(inspect "$c" '{{.State.FinishedAt}}')")
-  elapsed=$((finished - t0))
+  elapsed=$((finished - t_term))
+  [ $((t_kill - t_term)) -ge 950 ] || fail "the engine sent SIGKILL $((t_kill - t_term)) ms after SIGTERM, want 1 s (-t 1)"
   [ "$(inspect "$c" '{{.State.ExitCode}}')" = 137 ] || fail "exit code after docker stop -t 1: $(inspect "$c" '{{.State.ExitCode}}'), want 137"
   [ "$elapsed" -ge 900 ] && [ "$elapsed" -le 2500 ] || fail "docker stop -t 1 ended it after ${elapsed} ms, want about 1 s"
-  ok "docker stop -t 1 with a 30 s grace: SIGKILL after ${elapsed} ms, exit 137"
+  ok "docker stop -t 1 with a 30 s grace: SIGKILL $((t_kill - t_term)) ms after SIGTERM, exited ${elapsed} ms after it, exit 137"
   local before_start
   before_start=$(now_ms)
   d start "$c" >/dev/null || fail "docker start after the kill failed"
@@ -555,7 +571,7 @@ item_run() {
 
 item_compose() {
   local project=$COMPOSE_PROJECT override=$COMPOSE_OVERRIDE worker client
-  local wait_pid code t_healthy started t0 elapsed
+  local wait_pid code t_healthy t0 elapsed
   # The example as users run it, with the test's images and short intervals layered on top.
   cat >"$override" <<EOF
 services:
@@ -584,25 +600,35 @@ EOF
     COMPOSE_DOCKER_CLI_BUILD=0 timeout 120 "${COMPOSE[@]}" -p "$project" -f examples/compose/docker-compose.yml -f "$override" "$@"
   }
   compose config -q || fail "the Compose file does not validate"
+  # The engine's own record of the order: its event stream for the project's containers (the
+  # health log in docker inspect keeps only the last 5 checks).
+  d events --filter "label=com.docker.compose.project=$project" \
+    --format '{{.TimeNano}} {{.Action}} {{index .Actor.Attributes "com.docker.compose.service"}}' >"$work/compose-events" &
+  local events_pid=$!
   compose up -d --build >"$work/compose-up.log" 2>&1 || fail "compose up failed: $(tail -n3 "$work/compose-up.log" | tr '\n' ' ')"
   worker=$(compose ps -q worker)
   client=$(compose ps -q client)
   [ -n "$worker" ] && [ -n "$client" ] || fail "compose ps: worker '$worker' client '$client'"
-  d inspect "$worker" >"$work/worker.json"
+  poll "the client's start event" 5 grep -q ' start client$' "$work/compose-events"
+  kill "$events_pid" 2>/dev/null || true
+  local ev_healthy ev_start w_started started
+  ev_healthy=$(awk '$2 == "health_status:" && $3 == "healthy" && $4 == "worker" { print substr($1, 1, length($1) - 6); exit }' "$work/compose-events")
+  ev_start=$(awk '$2 == "start" && $3 == "client" { print substr($1, 1, length($1) - 6); exit }' "$work/compose-events")
+  [ -n "$ev_healthy" ] || fail "no 'health_status: healthy' event for the worker: $(tr '\n' ';' <"$work/compose-events")"
+  grep -q ' health_status: unhealthy worker$' "$work/compose-events" && fail "the worker went unhealthy during up"
   started=$(ms "$(inspect "$client" '{{.State.StartedAt}}')")
-  t_healthy=$(python3 -c '
-import json, sys
-h = json.load(open(sys.argv[1]))[0]["State"]["Health"]
-ok = [e["End"] for e in h["Log"] if e["ExitCode"] == 0]
-print(min(ok) if ok else "")' "$work/worker.json")
-  [ -n "$t_healthy" ] || fail "the worker's health log holds no passing check"
-  t_healthy=$(ms "$t_healthy")
-  local w_started
   w_started=$(ms "$(inspect "$worker" '{{.State.StartedAt}}')")
-  [ "$started" -ge "$t_healthy" ] ||
-    fail "the client started $((t_healthy - started)) ms before the worker's first passing health check"
+  [ "$ev_start" -ge "$ev_healthy" ] && [ "$started" -ge "$ev_healthy" ] ||
+    fail "the client started (event $ev_start, StartedAt $started) before the worker turned healthy ($ev_healthy)"
   [ "$started" -ge $((w_started + 1500)) ] || fail "the client started $((started - w_started)) ms after the worker, before the app was ready (1.5 s)"
-  ok "compose: client started $((started - t_healthy)) ms after the worker's first passing health check ($((t_healthy - w_started)) ms after the worker started; the app is ready after 1.5 s)"
+  # The health log agrees where it still holds the first passing check: it ended before the start.
+  t_healthy=$(d inspect "$worker" | python3 -c '
+import json, sys
+log = json.load(sys.stdin)[0]["State"]["Health"]["Log"]
+print(min([e["End"] for e in log if e["ExitCode"] == 0] or [""]))')
+  [ -z "$t_healthy" ] || [ "$(ms "$t_healthy")" -le "$started" ] || [ "$(ms "$t_healthy")" -gt "$ev_healthy" ] ||
+    fail "the worker's health log: first passing check ended at $t_healthy, after the client started"
+  ok "compose: client started $((started - ev_healthy)) ms after the worker turned healthy ($((ev_healthy - w_started)) ms after the worker started; the app is ready after 1.5 s)"
   d wait "$worker" >"$work/worker.exit" 2>&1 &
   wait_pid=$!
   t0=$(now_ms)
