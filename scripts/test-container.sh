@@ -32,6 +32,7 @@
 # Everything created carries the label healthd.test.run=<run id> or a claimed name, and is removed
 # at exit (tags that existed before are restored). Environment: CI=true makes "no engine" a failure;
 # DOCKER picks the client. The whole suite stays within 5 minutes on a 2-core machine.
+# shellcheck disable=SC2015 # `[ A ] && [ B ] || fail ...`: fail exits, so it runs only when A or B failed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +66,13 @@ no_engine() {
   rm -rf "$work"
   exit 0
 }
+
+# One suite at a time per machine: the README's commands use fixed names (hd, healthd, port 8081),
+# and a dockerd one run started must not be stopped under the next.
+lock=/run/lock/healthd-container-suite.lock
+[ -w "$(dirname "$lock")" ] || lock=${TMPDIR:-/tmp}/healthd-container-suite.lock
+exec 9>>"$lock"
+flock -w 600 9 || fail "another container suite held $lock for 10 minutes"
 
 # --- the engine --------------------------------------------------------------------------------
 
@@ -104,6 +112,10 @@ if ! d version --format '{{.Server.APIVersion}}' >/dev/null 2>&1; then
     fi
     sleep 0.1
   done
+  if ! kill -0 "$dockerd_pid" 2>/dev/null; then
+    # Another dockerd came up at the same time and answers; it is not this suite's to stop.
+    started_dockerd=""
+  fi
 fi
 api=$(d version --format '{{.Server.Version}} (API {{.Server.APIVersion}}), client {{.Client.Version}}')
 say "engine: Docker $api at $DOCKER"
@@ -127,10 +139,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]} with apt-get"
   apt_install "${missing[@]}" || fail "cannot install ${missing[*]} with apt-get"
 fi
-
-# One suite at a time per engine: the README's commands use fixed names (hd, healthd, port 8081).
-exec 9>/run/lock/healthd-container-suite.lock
-flock -w 600 9 || fail "another container suite held /run/lock/healthd-container-suite.lock for 10 minutes"
 
 # --- cleanup -----------------------------------------------------------------------------------
 
@@ -184,17 +192,17 @@ cleanup() {
   set +e
   [ ! -e "$COMPOSE_OVERRIDE" ] || "${COMPOSE[@]}" -p "$COMPOSE_PROJECT" -f examples/compose/docker-compose.yml \
     -f "$COMPOSE_OVERRIDE" down -t 1 >/dev/null 2>&1
-  ids=$(d ps -aq --filter "label=$LABEL")
-  [ -z "$ids" ] || d rm -f $ids >/dev/null 2>&1
+  mapfile -t ids < <(d ps -aq --filter "label=$LABEL")
+  [ ${#ids[@]} = 0 ] || d rm -f "${ids[@]}" >/dev/null 2>&1
   [ ! -e "$work/readme-hd" ] || d rm -f hd >/dev/null 2>&1
-  ids=$(d network ls -q --filter "label=$LABEL")
-  [ -z "$ids" ] || d network rm $ids >/dev/null 2>&1
+  mapfile -t ids < <(d network ls -q --filter "label=$LABEL")
+  [ ${#ids[@]} = 0 ] || d network rm "${ids[@]}" >/dev/null 2>&1
   for entry in "${claimed[@]}"; do
     tag=${entry%% *} prev=${entry#* }
     if [ -n "$prev" ]; then d tag "$prev" "$tag" >/dev/null 2>&1; else d rmi "$tag" >/dev/null 2>&1; fi
   done
-  ids=$(d images -q --filter "label=$LABEL" | sort -u)
-  [ -z "$ids" ] || d rmi -f $ids >/dev/null 2>&1
+  mapfile -t ids < <(d images -q --filter "label=$LABEL" | sort -u)
+  [ ${#ids[@]} = 0 ] || d rmi -f "${ids[@]}" >/dev/null 2>&1
   if [ -n "$started_dockerd" ]; then
     if [ -n "$(d ps -aq 2>/dev/null)" ]; then
       say "leaving the dockerd started here running: it holds containers that are not this suite's"
@@ -211,6 +219,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # --- helpers for the items ---------------------------------------------------------------------
 
@@ -489,6 +499,7 @@ item_stop() {
   local t_term
   t_term=$(kill_ms "$c" 15 "$t0")
   t_fail=$((t_fail + t0 - t_term))
+  [ "$t_fail" -le 1000 ] || fail "the ready routes still answered 200 ${t_fail} ms after the engine's SIGTERM"
   finished=$(ms "$(inspect "$c" '{{.State.FinishedAt}}')")
   elapsed=$((finished - t_term))
   [ "$(inspect "$c" '{{.State.ExitCode}}')" = 0 ] || fail "exit code after docker stop: $(inspect "$c" '{{.State.ExitCode}}'), want 0"
@@ -602,7 +613,7 @@ EOF
   compose config -q || fail "the Compose file does not validate"
   # The engine's own record of the order: its event stream for the project's containers (the
   # health log in docker inspect keeps only the last 5 checks).
-  d events --filter "label=com.docker.compose.project=$project" \
+  timeout 150 "$DOCKER" events --filter "label=com.docker.compose.project=$project" \
     --format '{{.TimeNano}} {{.Action}} {{index .Actor.Attributes "com.docker.compose.service"}}' >"$work/compose-events" &
   local events_pid=$!
   compose up -d --build >"$work/compose-up.log" 2>&1 || fail "compose up failed: $(tail -n3 "$work/compose-up.log" | tr '\n' ' ')"
@@ -649,6 +660,7 @@ item_readme() {
   local line t0 elapsed out
   while IFS= read -r line; do
     say "readme: \$ $line"
+    # shellcheck disable=SC2317 # called by the eval'd README line
     docker() { "$DOCKER" "$@"; }
     case $line in
       "docker build -f Dockerfile.distroless -t healthd .")
