@@ -10,7 +10,9 @@ are parsed, not applied):
 - the shutdown budget: terminationGracePeriodSeconds covers preStop plus HEALTHD_SHUTDOWN_GRACE;
 - the README's Compose block is examples/compose/docker-compose.yml, byte for byte, and that file
   agrees with examples/compose/Dockerfile and the image;
-- the README's copy of Dockerfile.distroless's final stage is that stage (trailing comments aside).
+- the README's copy of Dockerfile.distroless's final stage is that stage (trailing comments aside),
+  and the Dockerfile's defaults are the users' build: HEALTHD_FROM names its builder stage and
+  BASE_IMAGE is the distroless image (the container suite overrides HEALTHD_FROM, never the stages).
 
 Needs PyYAML (Debian's python3-yaml; scripts/suites/manifests.sh installs it). Prints one line per
 check; exits 1 on the first disagreement, naming both sides.
@@ -169,6 +171,13 @@ def main():
     shown = [l for l in shown if l][1:]  # without the FROM line, like final_stage()
     actual = [f"{op} {rest}" for op, rest in final_stage("Dockerfile.distroless")]
     same("README's final stage of Dockerfile.distroless", shown, actual)
+    text = read("Dockerfile.distroless")
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text.split("\nFROM ", 1)[0], re.M))
+    stages = re.findall(r"^FROM (\S+) AS (\w+)$", text, re.M)
+    same("Dockerfile.distroless default BASE_IMAGE", args.get("BASE_IMAGE"), "gcr.io/distroless/static-debian12:nonroot")
+    same("Dockerfile.distroless default HEALTHD_FROM (its builder stage)", args.get("HEALTHD_FROM"),
+         next((name for image, name in stages if image.startswith("rust:")), None))
+    same("Dockerfile.distroless binary stage", ("${HEALTHD_FROM}", "binary") in stages, True)
     print("manifests: all checks passed")
 
 
