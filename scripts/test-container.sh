@@ -250,7 +250,13 @@ expect_code() {
 }
 inspect() { d inspect -f "$2" "$1"; }
 health_is() { [ "$(inspect "$1" '{{.State.Health.Status}}')" = "$2" ]; }
-logs_have() { d logs "$1" 2>&1 | grep -qF -- "$2"; }
+# Output is captured before grep: `cmd | grep -q` under pipefail fails when grep's early exit
+# makes cmd die of SIGPIPE.
+logs_have() {
+  local out
+  out=$(d logs "$1" 2>&1)
+  grep -qF -- "$2" <<<"$out"
+}
 listening() { logs_have "$1" 'healthd: listening on'; }
 exited() { [ "$(inspect "$1" '{{.State.Status}}')" = exited ]; }
 # ms TIMESTAMP: an engine timestamp (RFC 3339, ns) in ms since the epoch.
@@ -527,7 +533,7 @@ item_stop() {
   poll "listening on after docker start" 10 eval "[ \"\$(d logs $c 2>&1 | grep -c 'healthd: listening on')\" = 2 ]"
   port=$(port_of "$c")
   expect_code "$port" /health 503 "fresh start: not ready"
-  curl -s --max-time 2 "http://127.0.0.1:$port/metrics" | grep -qx 'healthd_draining 0' || fail "after docker start /metrics does not say healthd_draining 0"
+  grep -qx 'healthd_draining 0' <<<"$(curl -s --max-time 2 "http://127.0.0.1:$port/metrics")" || fail "after docker start /metrics does not say healthd_draining 0"
   [ "$(inspect "$c" '{{.State.Running}} {{.RestartCount}} {{.State.OOMKilled}}')" = "true 0 false" ] ||
     fail "after docker start: $(inspect "$c" 'running {{.State.Running}} restarts {{.RestartCount}} oom {{.State.OOMKilled}}')"
   [ "$(ms "$(inspect "$c" '{{.State.StartedAt}}')")" -ge "$((before_start - 1000))" ] || fail "StartedAt is not the new start"
@@ -571,8 +577,8 @@ item_run() {
   poll "the child to wait" 10 logs_have "$c" "child: waiting for SIGTERM"
   d stop "$c" >/dev/null || fail "docker stop failed"
   out=$(d logs "$c" 2>&1)
-  echo "$out" | grep -qF "child: got SIGTERM, exiting 43" || fail "docker stop did not reach the child: $(echo "$out" | tail -n3 | tr '\n' ' ')"
-  echo "$out" | grep -q "SIGTERM: forwarded to child" || fail "no 'forwarded to child' line in healthd's log"
+  grep -qF "child: got SIGTERM, exiting 43" <<<"$out" || fail "docker stop did not reach the child: $(echo "$out" | tail -n3 | tr '\n' ' ')"
+  grep -q "SIGTERM: forwarded to child" <<<"$out" || fail "no 'forwarded to child' line in healthd's log"
   code=$(inspect "$c" '{{.State.ExitCode}}')
   [ "$code" = 43 ] || fail "child exited 43 on SIGTERM, container exit code $code"
   ok "docker stop reaches the child (SIGTERM forwarded); its code 43 is the container's"
@@ -700,10 +706,10 @@ readme_commands() {
   [ -s "$work/readme-commands" ] || fail "no docker commands found in README.md's sh blocks"
   grep -qx 'docker build -f Dockerfile.distroless -t healthd .' "$work/readme-commands" ||
     fail "README.md no longer has 'docker build -f Dockerfile.distroless -t healthd .'"
-  if ss -ltnH 'sport = :8081' | grep -q .; then
+  if [ -n "$(ss -ltnH 'sport = :8081')" ]; then
     fail "port 8081 is in use on this host; the README's docker run publishes it"
   fi
-  d ps -a --format '{{.Names}}' | grep -qx hd && fail "a container named hd exists; the README's commands use that name"
+  grep -qx hd <<<"$(d ps -a --format '{{.Names}}')" && fail "a container named hd exists; the README's commands use that name"
   say "readme: \$ docker build -f Dockerfile.distroless -t healthd . (+ ${README_BUILD_ARGS[*]})"
   DOCKER_BUILDKIT=1 d build -f Dockerfile.distroless -t healthd . "${README_BUILD_ARGS[@]}" >"$work/readme-build.log" 2>&1 ||
     { cat "$work/readme-build.log" >&2; fail "README: docker build -f Dockerfile.distroless -t healthd . failed"; }
