@@ -201,8 +201,15 @@ cleanup() {
     tag=${entry%% *} prev=${entry#* }
     if [ -n "$prev" ]; then d tag "$prev" "$tag" >/dev/null 2>&1; else d rmi "$tag" >/dev/null 2>&1; fi
   done
-  mapfile -t ids < <(d images -q --filter "label=$LABEL" | sort -u)
-  [ ${#ids[@]} = 0 ] || d rmi -f "${ids[@]}" >/dev/null 2>&1
+  # Several passes: an image with dependent children (the Compose worker is built FROM the app
+  # image) is refused until its children are gone.
+  local pass
+  for pass in 1 2 3; do
+    mapfile -t ids < <(d images -q --filter "label=$LABEL" | sort -u)
+    [ ${#ids[@]} = 0 ] && break
+    d rmi -f "${ids[@]}" >/dev/null 2>&1
+  done
+  [ ${#ids[@]} = 0 ] || say "could not remove images: ${ids[*]}"
   if [ -n "$started_dockerd" ]; then
     if [ -n "$(d ps -aq 2>/dev/null)" ]; then
       say "leaving the dockerd started here running: it holds containers that are not this suite's"
