@@ -203,8 +203,8 @@ cleanup() {
   done
   # Several passes: an image with dependent children (the Compose worker is built FROM the app
   # image) is refused until its children are gone.
-  local pass
-  for pass in 1 2 3; do
+  local _
+  for _ in 1 2 3; do
     mapfile -t ids < <(d images -q --filter "label=$LABEL" | sort -u)
     [ ${#ids[@]} = 0 ] && break
     d rmi -f "${ids[@]}" >/dev/null 2>&1
@@ -335,7 +335,7 @@ ok "test child images $RUN_IMAGE (healthd run -- /child) and $APP_IMAGE (FROM sc
 # The README's build needs the binary from somewhere: its builder stage uses rust:1.95-bookworm,
 # which cannot be pulled here, so the suite passes HEALTHD_FROM=<the binary image> (the same /out
 # the builder leaves); BASE_IMAGE keeps its default, the distroless name (the stand-in).
-README_BUILD_ARGS=(--pull=false --build-arg "HEALTHD_FROM=$BINARY_IMAGE")
+README_BUILD_ARGS=(--build-arg "HEALTHD_FROM=$BINARY_IMAGE")
 
 # --- item: image -------------------------------------------------------------------------------
 
@@ -803,16 +803,37 @@ item_etcd() {
   out=$(d exec "$RUN-etcd3" /usr/bin/etcdctl --endpoints=http://etcd3:2379 get --print-value-only /healthd/smoke 2>&1)
   [ "$out" = ok ] || fail "etcdctl get on etcd3 after a put on etcd2: $out"
   ok "3-member etcd cluster on the internal network $net: 3 healthy endpoints, 3 started members, a put replicated"
+  out=$(etcd_ip_endpoints "$net" 3)
+  grep -qx 'http://[0-9.]*:2379,http://[0-9.]*:2379,http://[0-9.]*:2379' <<<"$out" || fail "etcd member addresses: $out"
+  [ "$(d exec "$RUN-etcd1" /usr/bin/etcdctl --endpoints="$out" endpoint health 2>&1 | grep -c 'is healthy')" = 3 ] ||
+    fail "etcdctl endpoint health by IP ($out)"
+  ok "the members answer by IP too ($out)"
   cluster_workers "$net" "$endpoints"
 }
 
-# cluster_workers NETWORK ENDPOINTS: the worker/frontend scenario. A placeholder until healthd can
-# register in etcd (another issue): workers (HEALTHD_REGISTER=on, ETCD_ENDPOINTS=ENDPOINTS,
-# ETCD_LEASE_TTL=short) and a frontend (HEALTHD_ROLE=frontend, same ETCD_ENDPOINTS) on NETWORK;
-# a worker's readiness should appear in the frontend's /health instances; stopping a worker (or
-# killing it: the lease expires) should remove it; losing etcd members should be survivable.
+# etcd_ip_endpoints NETWORK N: the members' client URLs by IP literal on NETWORK, as the engine
+# reports them (healthd resolves no names; Docker's DNS only answers at 127.0.0.11 inside).
+etcd_ip_endpoints() {
+  local i ip urls=""
+  for i in $(seq "$2"); do
+    ip=$(inspect "$RUN-etcd$i" "{{(index .NetworkSettings.Networks \"$1\").IPAddress}}")
+    urls+="${urls:+,}http://$ip:2379"
+  done
+  echo "$urls"
+}
+
+# cluster_workers NETWORK ENDPOINTS: the worker/frontend scenario, a placeholder until healthd
+# registers in etcd (another issue). The plan, on NETWORK with the 3 members above:
+#   - 2 workers: healthd:local with HEALTHD_REGISTER=on, ETCD_ENDPOINTS=ENDPOINTS (names, or
+#     $(etcd_ip_endpoints NETWORK 3) if healthd takes IP literals only), ETCD_LEASE_TTL=2s, a
+#     published 127.0.0.1 port each; and a frontend: HEALTHD_ROLE=frontend, the same ETCD_ENDPOINTS,
+#     DYN_HTTP_PORT published on 127.0.0.1.
+#   - a worker made ready (docker kill -s USR1) appears in the frontend's /health "instances";
+#     docker stop of a worker removes it at once (lease revoked); docker kill -s KILL removes it
+#     within ETCD_LEASE_TTL (lease expiry); `docker stop` of one etcd member changes nothing (quorum);
+#     etcdctl get --prefix shows the keys the workers hold.
 cluster_workers() {
-  say "etcd: SKIPPED: worker/frontend registration scenario (needs healthd's etcd registration: ETCD_ENDPOINTS, HEALTHD_REGISTER, ETCD_LEASE_TTL)"
+  say "etcd: SKIPPED: worker/frontend registration scenario (needs healthd's etcd registration: ETCD_ENDPOINTS, HEALTHD_REGISTER, HEALTHD_ROLE=frontend, ETCD_LEASE_TTL)"
 }
 
 # --- run the items -----------------------------------------------------------------------------
