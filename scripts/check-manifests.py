@@ -3,7 +3,9 @@
 with what the container suite runs (Kubernetes itself is not on this machine, so the manifests
 are parsed, not applied):
 
-- the Pod's port, probe paths and probe command, user and group, readiness file and its volume,
+- every Pod that runs healthd:latest (the cluster example): user and group, a healthd command as
+  args, ports and probe paths for its role, the readiness file and its mount;
+- the quick start Pod's port, probe paths and probe command, user and group, readiness file and its volume,
   read-only root, dropped capabilities and no privilege escalation, against Dockerfile.distroless
   (EXPOSE, HEALTHCHECK, USER, ENV) and scripts/test-container.sh (the same settings, as docker
   flags: --read-only, --cap-drop ALL, no-new-privileges, the tmpfs for /run/healthd);
@@ -71,13 +73,48 @@ def image_facts(dockerfile):
             facts["expose"] += [int(p.split("/")[0]) for p in rest.split()]
         elif op == "HEALTHCHECK":
             facts["healthcheck"] = json.loads(rest.split(" CMD ", 1)[1])
+        elif op == "ENTRYPOINT":
+            facts["entrypoint"] = json.loads(rest)
         elif op == "COPY":
             facts.setdefault("copies", []).append(rest)
     return facts
 
 
 def yaml_blocks(markdown):
-    return [yaml.safe_load(b) for b in re.findall(r"^```yaml\n(.*?)^```", markdown, re.M | re.S)]
+    """Every YAML document of every yaml block (a block may hold several, separated by ---)."""
+    docs = []
+    for block in re.findall(r"^```yaml\n(.*?)^```", markdown, re.M | re.S):
+        docs += [d for d in yaml.safe_load_all(block) if d is not None]
+    return docs
+
+
+def check_healthd_pod(pod, image, ready_file):
+    """Any Pod running the image (healthd:latest): user, command, ports and probes agree."""
+    name = pod["metadata"]["name"]
+    spec = pod["spec"]
+    uid, gid = (int(x) for x in image["user"].split(":"))
+    same(f"Pod {name} runAsUser", spec["securityContext"]["runAsUser"], uid)
+    same(f"Pod {name} runAsGroup", spec["securityContext"]["runAsGroup"], gid)
+    for c in spec["containers"]:
+        if c.get("image") != "healthd:latest":
+            continue
+        env = {e["name"]: str(e["value"]) for e in c.get("env", [])}
+        ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        if c.get("args"):
+            if c["args"][0] not in ("serve", "run", "set", "probe", "wait", "status"):
+                fail(f"Pod {name}: args {c['args']} is not a healthd command (ENTRYPOINT {image['entrypoint']})")
+        frontend = env.get("HEALTHD_ROLE") == "frontend"
+        port = int(env.get("DYN_HTTP_PORT", 8000)) if frontend else int(env.get("DYN_SYSTEM_PORT", 8081))
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if probe in c:
+                get = c[probe]["httpGet"]
+                same(f"Pod {name} {probe} port", ports.get(get["port"], get["port"]), port)
+                same(f"Pod {name} {probe} path", get["path"], "/health" if probe == "readinessProbe" else "/live")
+        if "HEALTHD_READY_FILE" in env:
+            same(f"Pod {name} HEALTHD_READY_FILE", env["HEALTHD_READY_FILE"], ready_file)
+            dirs = [m["mountPath"] for m in c.get("volumeMounts", [])]
+            if os.path.dirname(ready_file) not in dirs:
+                fail(f"Pod {name}: the readiness file's directory {os.path.dirname(ready_file)} is not mounted ({dirs})")
 
 
 def main():
@@ -99,9 +136,13 @@ def main():
 
     blocks = yaml_blocks(readme)
     pods = [b for b in blocks if isinstance(b, dict) and b.get("kind") == "Pod"]
-    if len(pods) != 1:
-        fail(f"README.md has {len(pods)} Pod manifests, want 1")
-    pod = pods[0]["spec"]
+    for other in pods:
+        if any(c.get("image") == "healthd:latest" for c in other["spec"]["containers"]):
+            check_healthd_pod(other, image, ready_file)
+    quick = [p for p in pods if p["metadata"]["name"] == "worker"]
+    if len(quick) != 1:
+        fail(f"README.md has {len(quick)} Pods named worker (the Kubernetes quick start), want 1")
+    pod = quick[0]["spec"]
     (c,) = pod["containers"]
     env = {e["name"]: str(e["value"]) for e in c["env"]}
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
