@@ -43,6 +43,7 @@ DISTROLESS=gcr.io/distroless/static-debian12:nonroot
 NONROOT=65532
 t_start=$(date +%s%3N)
 work=$(mktemp -d /tmp/healthd-container.XXXXXX)
+trap 'rm -rf "$work"' EXIT # until the full cleanup below takes over
 started_dockerd=""
 dockerd_pid=""
 claimed=()  # "TAG PREVIOUS_ID" (empty id: the tag did not exist)
@@ -70,8 +71,11 @@ no_engine() {
 # One suite at a time per machine: the README's commands use fixed names (hd, healthd, port 8081),
 # and a dockerd one run started must not be stopped under the next.
 lock=/run/lock/healthd-container-suite.lock
-[ -w "$(dirname "$lock")" ] || lock=${TMPDIR:-/tmp}/healthd-container-suite.lock
-exec 9>>"$lock"
+if ! { exec 9>>"$lock"; } 2>/dev/null; then
+  lock=${TMPDIR:-/tmp}/healthd-container-suite.$(id -u).lock
+  exec 9>>"$lock" || fail "cannot open a lock file ($lock)"
+fi
+chmod 0666 "$lock" 2>/dev/null || true # so that runs by other users share it
 flock -w 600 9 || fail "another container suite held $lock for 10 minutes"
 
 # --- the engine --------------------------------------------------------------------------------
