@@ -858,9 +858,14 @@ cluster_workers() {
     d network connect "$net" "$RUN-$w" || fail "docker network connect $net $w"
     d start "$RUN-$w" >/dev/null || fail "docker start $w"
   done
+  # On failure, what healthd said: the last lines of every worker's and the frontend's log.
+  trap 'rc=$?; [ $rc = 0 ] || for w in w1 w2 w3 fe; do d logs --tail 12 "$RUN-$w" 2>&1 | sed "s/^/container: etcd: $w: /" >&2; done' EXIT
   for w in w1 w2 w3 fe; do
     poll "$w listening" 10 listening "$RUN-$w"
     cluster_port "$w"
+    # The names reach healthd only through Docker's DNS: its resolv.conf, no hosts entry.
+    grep -qx 'nameserver 127.0.0.11' "$(inspect "$RUN-$w" '{{.ResolvConfPath}}')" || fail "$w's /etc/resolv.conf does not name Docker's DNS (127.0.0.11)"
+    ! grep -q etcd "$(inspect "$RUN-$w" '{{.HostsPath}}')" || fail "$w's /etc/hosts names an etcd member"
   done
   local nets
   # shellcheck disable=SC2016 # a Go template
@@ -1009,7 +1014,9 @@ cluster_workers() {
     fail "a worker container restarted during the wipe: $before_proc"
   ids_re+="|${id[w1]}|${id[w2]}|${id[w3]}"
   only fe "$since" "$full|healthy (($ids_re)(,|\$))+|unhealthy none|unavailable" "while etcd was stopped and wiped"
-  ok "5. docker stop of every member, data wiped, docker start: the list whole again ${back} ms after the last member started (new ids ${id[w1]}, ${id[w2]}, ${id[w3]}); the workers kept their process (PID, StartedAt, RestartCount 0)"
+  local seen
+  seen=$(awk -v s="$since" '$2 == "fe" && $1 >= s { sub(/^[^ ]+ [^ ]+ /, ""); sub(/^healthy .*/, "healthy"); if ($0 != last) printf "%s%s", (n++ ? " -> " : ""), $0; last = $0 }' "$cw/log")
+  ok "5. docker stop of every member, data wiped, docker start: the list whole again ${back} ms after the last member started (new ids ${id[w1]}, ${id[w2]}, ${id[w3]}); the workers kept their process (PID, StartedAt, RestartCount 0); the frontend said: $seen"
 
   # 6. docker restart the frontend: the list is whole again within 1 s of it answering.
   since=$(now_ms)
