@@ -27,11 +27,13 @@
 #   readme    every docker command in README.md, extracted from it and run as written
 #   limits    --memory 16m --pids-limit 16 --cpus 0.2 under the hostile mix (scripts/hostile.py)
 #   etcd      an etcd image FROM scratch (Debian's etcd and the libraries it links) and a 3-member
-#             cluster on a private network; the worker/frontend scenario is a placeholder
+#             cluster on a private network; 3 registering workers and a frontend through a worker
+#             killed and disconnected, a member killed and paused, etcd wiped, a frontend restart
 #
 # Everything created carries the label healthd.test.run=<run id> or a claimed name, and is removed
 # at exit (tags that existed before are restored). Environment: CI=true makes "no engine" a failure;
-# DOCKER picks the client. The whole suite stays within 5 minutes on a 2-core machine.
+# DOCKER picks the client; CONTAINER_ITEMS="etcd ..." runs only those items. The whole suite stays
+# within 5 minutes on a 2-core machine.
 # shellcheck disable=SC2015 # `[ A ] && [ B ] || fail ...`: fail exits, so it runs only when A or B failed
 set -euo pipefail
 cd "$(dirname "$0")/.."
