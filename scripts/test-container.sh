@@ -860,8 +860,10 @@ cluster_workers() {
     d network connect "$net" "$RUN-$w" || fail "docker network connect $net $w"
     d start "$RUN-$w" >/dev/null || fail "docker start $w"
   done
-  # On failure, what healthd said: the last lines of every worker's and the frontend's log.
-  trap 'rc=$?; [ $rc = 0 ] || for w in w1 w2 w3 fe; do d logs --tail 12 "$RUN-$w" 2>&1 | sed "s/^/container: etcd: $w: /" >&2; done' EXIT
+  # On failure: the prober stops, and what healthd said (the last lines of each log) is shown.
+  CLUSTER_PROBER=""
+  trap 'rc=$?; [ -z "$CLUSTER_PROBER" ] || kill "$CLUSTER_PROBER" 2>/dev/null
+    [ $rc = 0 ] || for w in w1 w2 w3 fe; do d logs --tail 12 "$RUN-$w" 2>&1 | sed "s/^/container: etcd: $w: /" >&2; done' EXIT
   for w in w1 w2 w3 fe; do
     poll "$w listening" 10 listening "$RUN-$w"
     cluster_port "$w"
@@ -885,7 +887,7 @@ cluster_workers() {
   full=$(want "${id[w1]}" "${id[w2]}" "${id[w3]}")
   poll "the frontend to list the 3 workers" 5 cw_body_is fe "$full"
   cluster_prober "$cw" w1 w2 w3 fe &
-  local prober=$!
+  CLUSTER_PROBER=$!
   poll "the prober's first answers" 5 eval "[ -s $cw/state.fe ] && [ -s $cw/state.w1 ] && [ -s $cw/state.w2 ] && [ -s $cw/state.w3 ]"
   local ttl_ms=$((CLUSTER_TTL * 1000)) since
   since=$(now_ms)
@@ -1036,8 +1038,10 @@ cluster_workers() {
   hold "the frontend's list after the restart" 1 state_is fe "$full"
 
   # Through all of it each worker's own /health answered 200 ready, or nothing while killed.
-  kill "$prober" 2>/dev/null
-  wait "$prober" 2>/dev/null || true
+  kill "$CLUSTER_PROBER" 2>/dev/null
+  wait "$CLUSTER_PROBER" 2>/dev/null || true
+  CLUSTER_PROBER=""
+  [ -s "$cw/counts" ] || fail "the prober wrote no counts (it died early?)"
   only w1 0 "ready|down" "w1's own /health"
   only w2 0 "ready" "w2's own /health (disconnected from etcd in step 2)"
   only w3 0 "ready" "w3's own /health"
