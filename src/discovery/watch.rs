@@ -42,7 +42,14 @@ impl Watcher {
         let mut backoff = Backoff::new();
         let mut said_stale = false;
         loop {
-            let e = self.session(&mut backoff);
+            let began = Instant::now();
+            let e = self.session();
+            // A session that held for a confirmation interval was healthy: start the backoff
+            // over. One that ends at once (a member that accepts watches and drops them) keeps
+            // doubling it, so healthd does not range a misbehaving etcd ten times a second.
+            if began.elapsed() >= self.check_every {
+                backoff.reset();
+            }
             let (news, stale) = {
                 let mut c = lock(&self.cluster);
                 (c.broken(e.0.clone()), !c.in_sync(Instant::now()))
@@ -65,7 +72,7 @@ impl Watcher {
     }
 
     /// Range, then follow the watch until something breaks; returns why.
-    fn session(&mut self, backoff: &mut Backoff) -> WireError {
+    fn session(&mut self) -> WireError {
         let revision = match self.range() {
             Ok(r) => r,
             Err(e) => return e,
@@ -102,7 +109,6 @@ impl Watcher {
                         );
                     }
                     c.confirm(Instant::now(), SystemTime::now());
-                    backoff.reset();
                     continue;
                 }
                 Ok(Watched::Events { events, .. }) => events,
