@@ -509,6 +509,8 @@ struct Http {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     close: bool,
+    /// A chunked body of a streaming call that has not ended yet.
+    open_body: bool,
 }
 
 /// Reads with a short timeout so the thread notices `stop`; `Ok(0)` is end of stream.
@@ -535,9 +537,75 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Reads one request (head and body, `Content-Length` or chunked). `None` on a clean end.
+fn bad(m: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, m.to_string())
+}
+
+/// Reads until `buf` holds at least `want` bytes.
+fn fill(s: &Shared, conn: &mut TcpStream, buf: &mut Vec<u8>, want: usize) -> io::Result<()> {
+    let mut chunk = [0u8; 16384];
+    while buf.len() < want {
+        let n = read_some(s, conn, &mut chunk)?;
+        if n == 0 {
+            return Err(bad("body cut"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(())
+}
+
+/// Reads one `\r\n`-terminated line from `buf` (reading more as needed), without the CRLF.
+fn crlf_line(s: &Shared, conn: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Vec<u8>> {
+    loop {
+        if let Some(i) = find(buf, b"\r\n") {
+            let line = buf[..i].to_vec();
+            buf.drain(..i + 2);
+            return Ok(line);
+        }
+        if buf.len() > 65536 {
+            return Err(bad("line too long"));
+        }
+        let want = buf.len() + 1;
+        fill(s, conn, buf, want)?;
+    }
+}
+
+/// The next chunk of a chunked body; `None` after the last one (and its trailers).
+fn next_chunk(s: &Shared, conn: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+    let line = crlf_line(s, conn, buf)?;
+    let text = String::from_utf8_lossy(&line).into_owned();
+    let size = usize::from_str_radix(text.split(';').next().unwrap().trim(), 16)
+        .map_err(|_| bad("chunk size"))?;
+    if size == 0 {
+        while !crlf_line(s, conn, buf)?.is_empty() {}
+        return Ok(None);
+    }
+    if size > 1 << 20 {
+        return Err(bad("chunk too big"));
+    }
+    fill(s, conn, buf, size + 2)?;
+    let data = buf[..size].to_vec();
+    buf.drain(..size + 2);
+    Ok(Some(data))
+}
+
+/// The complete JSON values at the start of `pending`, removed from it.
+fn json_messages(pending: &mut Vec<u8>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut it = serde_json::Deserializer::from_slice(pending).into_iter::<Value>();
+    let mut used = 0;
+    while let Some(Ok(v)) = it.next() {
+        used = it.byte_offset();
+        out.push(v);
+    }
+    pending.drain(..used);
+    out
+}
+
+/// Reads one request (head and body, `Content-Length` or chunked). `None` on a clean end. A
+/// chunked body of a streaming call (watch, keepalive) is read only up to its first complete
+/// JSON message, as the gateway does: the rest may come later (`open_body`).
 fn read_request(s: &Shared, conn: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<Http>> {
-    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
     let mut chunk = [0u8; 16384];
     let head_end = loop {
         if let Some(i) = find(buf, b"\r\n\r\n") {
@@ -564,54 +632,22 @@ fn read_request(s: &Shared, conn: &mut TcpStream, buf: &mut Vec<u8>) -> io::Resu
         .collect();
     let hv = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     let close = hv("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-    let mut fill = |buf: &mut Vec<u8>, want: usize| -> io::Result<()> {
-        while buf.len() < want {
-            let n = read_some(s, conn, &mut chunk)?;
-            if n == 0 {
-                return Err(bad("body cut"));
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok(())
-    };
+    let streaming = path == "/v3/watch" || path == "/v3/lease/keepalive";
+    let mut open_body = false;
     let body = if hv("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         let mut body = Vec::new();
-        loop {
-            let line_end = loop {
-                if let Some(i) = find(buf, b"\r\n") {
-                    break i;
-                }
-                let want = buf.len() + 1;
-                fill(buf, want)?;
-            };
-            let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
-                .map_err(|_| bad("chunk size"))?;
-            buf.drain(..line_end + 2);
-            if size == 0 {
-                // Trailers: up to the empty line.
-                loop {
-                    let end = loop {
-                        if let Some(i) = find(buf, b"\r\n") {
-                            break i;
-                        }
-                        let want = buf.len() + 1;
-                        fill(buf, want)?;
-                    };
-                    buf.drain(..end + 2);
-                    if end == 0 {
-                        break;
-                    }
-                }
-                break body;
+        while let Some(data) = next_chunk(s, conn, buf)? {
+            body.extend_from_slice(&data);
+            if body.len() > 1 << 20 {
+                return Err(bad("body too big"));
             }
-            if size > 1 << 20 {
-                return Err(bad("chunk too big"));
+            let mut probe = body.clone();
+            if streaming && !json_messages(&mut probe).is_empty() {
+                open_body = true;
+                break;
             }
-            fill(buf, size + 2)?;
-            body.extend_from_slice(&buf[..size]);
-            buf.drain(..size + 2);
         }
+        body
     } else {
         let len: usize = hv("content-length")
             .and_then(|v| v.parse().ok())
@@ -619,7 +655,7 @@ fn read_request(s: &Shared, conn: &mut TcpStream, buf: &mut Vec<u8>) -> io::Resu
         if len > 1 << 20 {
             return Err(bad("body too big"));
         }
-        fill(buf, len)?;
+        fill(s, conn, buf, len)?;
         buf.drain(..len).collect()
     };
     Ok(Some(Http {
@@ -628,6 +664,7 @@ fn read_request(s: &Shared, conn: &mut TcpStream, buf: &mut Vec<u8>) -> io::Resu
         headers,
         body,
         close,
+        open_body,
     }))
 }
 
@@ -718,6 +755,21 @@ fn stream_huge(s: &Shared, conn: &mut TcpStream, chunked: bool) {
     s.huge_done.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Records a request message; returns the fault mode it meets.
+fn log(s: &Shared, req: &Http, body: &Value, raw: &[u8]) -> Fault {
+    let mut st = lock(s);
+    let fault = st.fault;
+    st.log.push(Request {
+        path: req.path.clone(),
+        body: body.clone(),
+        raw: raw.to_vec(),
+        headers: req.headers.clone(),
+        fault,
+        at: Instant::now(),
+    });
+    fault
+}
+
 fn serve(s: &Shared, mut conn: TcpStream) -> io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_millis(200)))?;
     let _ = conn.set_nodelay(true);
@@ -731,19 +783,7 @@ fn serve(s: &Shared, mut conn: TcpStream) -> io::Result<()> {
             .next()
             .and_then(Result::ok)
             .unwrap_or(Value::Null);
-        let fault = {
-            let mut st = lock(s);
-            let fault = st.fault;
-            st.log.push(Request {
-                path: req.path.clone(),
-                body: body.clone(),
-                raw: req.body.clone(),
-                headers: req.headers.clone(),
-                fault,
-                at: Instant::now(),
-            });
-            fault
-        };
+        let fault = log(s, &req, &body, &req.body);
         match fault {
             Fault::Silent => {
                 hold(s, &mut conn);
@@ -774,7 +814,21 @@ fn serve(s: &Shared, mut conn: TcpStream) -> io::Result<()> {
                 return Ok(());
             }
             _ if req.path == "/v3/lease/keepalive" => {
+                conn.write_all(CHUNKED_HEAD)?;
                 keepalive(s, &mut conn, &body, fault)?;
+                if req.open_body {
+                    // A long keepalive stream: one answer line per message, until the body ends.
+                    let mut pending = req.body.clone();
+                    json_messages(&mut pending);
+                    while let Some(data) = next_chunk(s, &mut conn, &mut buf)? {
+                        pending.extend_from_slice(&data);
+                        for m in json_messages(&mut pending) {
+                            let fault = log(s, &req, &m, &data);
+                            keepalive(s, &mut conn, &m, fault)?;
+                        }
+                    }
+                }
+                conn.write_all(b"0\r\n\r\n")?;
             }
             _ => {
                 let (status, v) = {
@@ -1070,7 +1124,7 @@ fn chunk(conn: &mut TcpStream, line: &str) -> io::Result<()> {
     conn.write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
 }
 
-/// The gateway's keepalive: a chunked stream with one answer line per request message.
+/// One keepalive answer line (inside the chunked answer the caller opened).
 fn keepalive(s: &Shared, conn: &mut TcpStream, req: &Value, fault: Fault) -> io::Result<()> {
     let id = int(req, "ID").unwrap_or(0);
     let line = {
@@ -1085,9 +1139,7 @@ fn keepalive(s: &Shared, conn: &mut TcpStream, req: &Value, fault: Fault) -> io:
         }
         Obj::new().raw("result", r.done()).done()
     };
-    conn.write_all(CHUNKED_HEAD)?;
-    chunk(conn, &line)?;
-    conn.write_all(b"0\r\n\r\n")
+    chunk(conn, &line)
 }
 
 fn peer_closed(conn: &TcpStream) -> bool {
@@ -1524,4 +1576,37 @@ fn fake_fault_modes_behave_as_documented() {
         std::thread::sleep(Duration::from_millis(5));
     }
     drop(held);
+}
+
+#[test]
+fn fake_streams_keepalive_over_a_chunked_body() {
+    let fake = FakeEtcd::start();
+    let (_, g) = post(fake.addr, "/v3/lease/grant", r#"{"TTL":"7"}"#);
+    assert!(g.contains(r#""TTL":"7""#), "{g}");
+    let mut s = TcpStream::connect(fake.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let msg = r#"{"ID":"7587888160958627365"}"#;
+    write!(
+        s,
+        "POST /v3/lease/keepalive HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{msg}\r\n",
+        msg.len()
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut until = |s: &mut TcpStream, n: usize| {
+        while String::from_utf8_lossy(&got)
+            .matches(r#""TTL":"7""#)
+            .count()
+            < n
+        {
+            let mut b = [0u8; 4096];
+            let k = s.read(&mut b).unwrap();
+            assert!(k > 0, "{:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&b[..k]);
+        }
+    };
+    until(&mut s, 1);
+    write!(s, "{:x}\r\n{msg}\r\n0\r\n\r\n", msg.len()).unwrap();
+    until(&mut s, 2);
+    assert_eq!(fake.requests_to("/v3/lease/keepalive").len(), 2);
 }
