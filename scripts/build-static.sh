@@ -13,12 +13,12 @@
 # - The size settings (opt-level "z", LTO, one codegen unit, panic=abort, strip) are
 #   `[profile.static]` in Cargo.toml; `[profile.release]` stays tuned for throughput.
 #
-# Environment: HEALTHD_STATIC_MAX_BYTES (default 1300000: the 1.3 MB goal of issue 6, in bytes) is
+# Environment: HEALTHD_STATIC_MAX_BYTES (default 1400000: the 1.40 MB budget of issue 13, with the cluster view; it was 1.3 MB before) is
 # the size limit; the build fails above it. CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-max_bytes=${HEALTHD_STATIC_MAX_BYTES:-1300000}
+max_bytes=${HEALTHD_STATIC_MAX_BYTES:-1400000}
 
 say() { printf 'build-static: %s\n' "$*" >&2; }
 die() {

@@ -1,7 +1,8 @@
 //! Property tests (proptest) over everything that parses outside input: request heads
 //! ([`http::codec::answer`]), the configuration ([`config::load`] and its parsers), the readiness
 //! file ([`file::parse`] and `healthd set`'s [`file::edit`]) and the JSON that `healthd status`
-//! reads ([`client::json::parse`], held to serde_json's verdicts). `cargo test`
+//! and etcd's gateway answers are read with ([`json::parse`], held to serde_json's verdicts), and
+//! the etcd gateway's wire format ([`wire`]: watch lines, answers, instance keys, base64). `cargo test`
 //! runs a modest number of cases; a long run sets `PROPTEST_CASES` (see README, "Fuzzing").
 //! Any input a run finds that breaks a property is kept below as a regression case.
 
@@ -10,9 +11,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use crate::client::json::{self, Json};
 use crate::config::{self, check_endpoint_name, parse_duration, parse_endpoint_list};
 use crate::http::codec::{self, MAX_HEAD, Progress};
+use crate::json::{self, Json};
 use crate::source::file::{self, Declared};
 use crate::state::Health;
 
@@ -479,6 +480,16 @@ proptest! {
         }
     }
 
+    /// What `Json::write` emits is what serde_json writes for the same tree (the frontend
+    /// re-emits etcd's transport objects with it).
+    #[test]
+    fn json_writes_what_serde_json_writes(doc in json_document()) {
+        let text = serde_json::to_string(&doc).unwrap();
+        let mut ours = String::new();
+        json::parse(text.as_bytes()).unwrap().write(&mut ours);
+        prop_assert_eq!(ours, text);
+    }
+
     /// Nesting: serde_json's depth limit is this parser's too.
     #[test]
     fn json_depth_limit_matches(depth in 100usize..140, open in prop_oneof![Just("["), Just("{\"k\":")]) {
@@ -612,5 +623,112 @@ proptest! {
             }
         }
         prop_assert_eq!(got.unwrap(), want);
+    }
+}
+
+// ---- the etcd gateway's wire format ----------------------------------------------------------
+
+use crate::discovery::wire;
+
+const WIRE_PIECES: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"",
+    "\"result\"",
+    "\"header\"",
+    "\"revision\"",
+    "\"3\"",
+    "\"events\"",
+    "\"kv\"",
+    "\"key\"",
+    "\"value\"",
+    "\"type\"",
+    "\"DELETE\"",
+    "\"PUT\"",
+    "\"created\"",
+    "true",
+    "false",
+    "null",
+    "\"compact_revision\"",
+    "\"canceled\"",
+    "\"error\"",
+    "\"message\"",
+    "\"TTL\"",
+    "\"ID\"",
+    "\"kvs\"",
+    "\"more\"",
+    "\"djEvaW5zdGFuY2VzLw==\"",
+    "\"aw==\"",
+    "\"!!\"",
+    "1",
+    "-1",
+    "1e400",
+    "18446744073709551616",
+];
+
+const INSTANCE_PIECES: &[&str] = &[
+    "v1/instances/",
+    "dynamo",
+    "backend",
+    "generate",
+    "/",
+    "ff",
+    "10",
+    "{",
+    "}",
+    ",",
+    ":",
+    "\"namespace\"",
+    "\"component\"",
+    "\"endpoint\"",
+    "\"instance_id\"",
+    "\"transport\"",
+    "\"type\"",
+    "\"Endpoint\"",
+    "\"device_type\"",
+    "\"dynamo\"",
+    "\"backend\"",
+    "\"generate\"",
+    "255",
+    "16",
+    "-1",
+    "1.0",
+    "18446744073709551615",
+    "{\"nats_tcp\":\"x\"}",
+    "null",
+];
+
+proptest! {
+    /// Whatever etcd (or something pretending to be it) sends, the readers answer without panicking.
+    #[test]
+    fn wire_readers_never_panic(input in joined(WIRE_PIECES)) {
+        let _ = wire::watched(&input);
+        if let Ok(doc) = wire::answer(&input) {
+            let _ = wire::range_answer(&doc);
+            let _ = wire::granted(&doc);
+            let _ = wire::alive(&doc);
+        }
+    }
+
+    /// An instance is accepted only when its key and value agree, and then lists the key's names.
+    #[test]
+    fn instances_agree_with_their_keys(key in joined(INSTANCE_PIECES), value in joined(INSTANCE_PIECES)) {
+        if let Ok(i) = wire::instance(&key, &value) {
+            let want = format!("v1/instances/{}/{}/{}/{:x}", i.namespace, i.component, i.endpoint, i.instance_id);
+            prop_assert_eq!(want.as_bytes(), &key[..]);
+        }
+    }
+
+    /// Base64 round-trips, and a string is accepted only when it is the encoding of its bytes.
+    #[test]
+    fn base64_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..64), text in "[A-Za-z0-9+/=]{0,12}") {
+        prop_assert_eq!(wire::unbase64(&wire::base64(&bytes)), Some(bytes));
+        if let Some(b) = wire::unbase64(&text) {
+            prop_assert_eq!(wire::base64(&b), text);
+        }
     }
 }

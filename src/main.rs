@@ -15,6 +15,7 @@ mod discovery;
 #[cfg(test)]
 mod fuzz;
 mod http;
+mod json;
 mod log;
 mod routes;
 mod serve;

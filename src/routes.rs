@@ -8,6 +8,7 @@ use crate::config::{Config, ConfigError, Dialects, LiveMode, Role};
 use crate::dialect::frontend::{self, Names};
 use crate::dialect::metrics::{self, RequestCounts};
 use crate::dialect::{Head, JSON, TEXT, dapr, dynamo, k8s, kserve, write_json};
+use crate::discovery::{self, Views};
 use crate::state::State;
 
 /// A route; its label names it in metrics.
@@ -214,6 +215,7 @@ impl Router {
         query: &str,
         state: &State,
         counts: &RequestCounts,
+        views: &Views,
         now: Instant,
         body: &mut Vec<u8>,
     ) -> (Head, &'static str) {
@@ -231,7 +233,7 @@ impl Router {
         let head = match route {
             Route::DynamoHealth(_) => dynamo::health(state, now, body),
             Route::DynamoLive => dynamo::live(state, now, self.live_mode, body),
-            Route::Metrics => metrics::render(state, counts, now, body),
+            Route::Metrics => metrics::render(state, counts, views, now, body),
             Route::Metadata => {
                 body.extend_from_slice(b"Discovery metadata not available");
                 Head::new(404, TEXT)
@@ -252,7 +254,10 @@ impl Router {
                 );
                 Head::new(404, JSON)
             }
-            Route::FrontendHealth => frontend::health(state, &self.names, body),
+            Route::FrontendHealth => match &views.cluster {
+                Some(c) => frontend::cluster_health(&discovery::lock(c), now, body),
+                None => frontend::health(state, &self.names, body),
+            },
             Route::FrontendLive => frontend::live(state, body),
             Route::KserveLive => kserve::live(state, state.liveness(now), body),
             Route::KserveReady => kserve::ready(state, state.liveness(now), body),
@@ -293,6 +298,7 @@ mod tests {
             "",
             &state,
             &RequestCounts::default(),
+            &Views::default(),
             Instant::now(),
             &mut body,
         );

@@ -8,6 +8,8 @@ use std::time::Instant;
 use crate::config::{Config, LiveMode, Role};
 use crate::dialect::Head;
 use crate::dialect::metrics::RequestCounts;
+use crate::discovery::cluster::Cluster;
+use crate::discovery::{Registry, Views, register, watch};
 use crate::http::{self, Handler, Request};
 use crate::log::{info, warning};
 use crate::routes::Router;
@@ -30,6 +32,15 @@ impl From<String> for StartError {
     }
 }
 
+impl From<supervise::ChildError> for StartError {
+    fn from(e: supervise::ChildError) -> Self {
+        StartError {
+            message: e.message,
+            code: e.code,
+        }
+    }
+}
+
 /// Runs the server until shutdown and returns the exit code: 0 after a drain (or when disabled by
 /// configuration), or the supervised child's code under `healthd run` (`child` is its argv).
 pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError> {
@@ -40,7 +51,7 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
             if let Some(argv) = child {
                 // Nothing to serve: become the child, so signals and the exit code are its own.
                 info!("server disabled ({why}); running {argv:?} in healthd's place");
-                return Err(supervise::exec(&argv));
+                return Err(supervise::exec(&argv).into());
             }
             info!("server disabled ({why}); exiting");
             return Ok(0);
@@ -99,6 +110,7 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
     }
     source::watchdog::spawn(Arc::clone(&state))
         .map_err(|e| format!("cannot start the watchdog thread: {e}"))?;
+    let views = discovery(&config, &state)?;
     let child = match child {
         Some(argv) => Some(supervise::spawn(
             &argv,
@@ -168,6 +180,7 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
         router,
         state,
         counts: RequestCounts::default(),
+        views,
     };
     server
         .run(&mut app)
@@ -181,11 +194,56 @@ pub fn run(config: Config, child: Option<Vec<String>>) -> Result<u8, StartError>
     Ok(code)
 }
 
+/// The cluster view's thread, when the configuration asks for one: the registrar of a worker with
+/// `HEALTHD_REGISTER=on`, or the frontend's watcher. Neither is waited for: etcd may be down.
+fn discovery(config: &Config, state: &Shared) -> Result<Views, String> {
+    let Some(etcd) = &config.etcd else {
+        return Ok(Views::default());
+    };
+    let members: Vec<String> = etcd.endpoints.iter().map(ToString::to_string).collect();
+    let members = members.join(",");
+    let failed = |e| format!("cannot start the etcd thread: {e}");
+    match config.role {
+        Role::Worker => {
+            let registry = Arc::new(Mutex::new(Registry::default()));
+            register::spawn(
+                etcd,
+                config.names.clone(),
+                Arc::clone(state),
+                Arc::clone(&registry),
+            )
+            .map_err(failed)?;
+            info!(
+                "etcd: registering ready endpoints as v1/instances/{}/{}/ENDPOINT/LEASE at {members} (lease ttl {}s)",
+                config.names.namespace, config.names.component, etcd.lease_ttl
+            );
+            Ok(Views {
+                registry: Some(registry),
+                cluster: None,
+            })
+        }
+        Role::Frontend => {
+            let ttl = std::time::Duration::from_secs(u64::from(etcd.lease_ttl));
+            let cluster = Arc::new(Mutex::new(Cluster::new(ttl, std::time::SystemTime::now())));
+            watch::spawn(etcd, Arc::clone(&cluster)).map_err(failed)?;
+            info!(
+                "etcd: listing v1/instances/ (every namespace) from {members}; a list not confirmed for {}s is shown as unavailable",
+                etcd.lease_ttl
+            );
+            Ok(Views {
+                registry: None,
+                cluster: Some(cluster),
+            })
+        }
+    }
+}
+
 /// The handler the responder calls: routes a request against the shared state.
 struct App {
     router: Router,
     state: Shared,
     counts: RequestCounts,
+    views: Views,
 }
 
 impl Handler for App {
@@ -199,6 +257,7 @@ impl Handler for App {
                 req.query,
                 &state,
                 &self.counts,
+                &self.views,
                 now,
                 body,
             )

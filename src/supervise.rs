@@ -10,8 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI32;
 
 use crate::log::info;
-use crate::serve::StartError;
 use crate::source::signals::Child;
+
+/// Why the child could not be started: the message and the exit code (127 not found, 126 not
+/// executable), which `serve` hands on to `main`.
+#[derive(Debug)]
+pub struct ChildError {
+    pub message: String,
+    pub code: u8,
+}
 
 /// Starts the child; 127 when the command does not exist, 126 when it cannot be executed.
 ///
@@ -23,7 +30,7 @@ pub fn spawn(
     argv: &[String],
     notify: Option<&str>,
     ready_file: Option<&Path>,
-) -> Result<Child, StartError> {
+) -> Result<Child, ChildError> {
     let mut extra: Vec<(&str, OsString)> = Vec::new();
     if let Some(n) = notify {
         extra.push(("NOTIFY_SOCKET", n.into()));
@@ -41,7 +48,7 @@ pub fn spawn(
 }
 
 /// Replaces healthd with the child (when there is no server to run); returns only on failure.
-pub fn exec(argv: &[String]) -> StartError {
+pub fn exec(argv: &[String]) -> ChildError {
     let e = match Exec::prepare(argv, &[]) {
         Ok(exec) => {
             exec.reset_signals();
@@ -213,13 +220,13 @@ fn find_program(name: &str) -> io::Result<PathBuf> {
     Err(denied.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT)))
 }
 
-fn spawn_error(argv: &[String], e: &std::io::Error) -> StartError {
+fn spawn_error(argv: &[String], e: &std::io::Error) -> ChildError {
     let code = if e.kind() == std::io::ErrorKind::NotFound {
         127
     } else {
         126
     };
-    StartError {
+    ChildError {
         message: format!("cannot run {:?}: {e}", argv[0]),
         code,
     }

@@ -10,10 +10,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-pub mod json;
-
 use crate::config::{Config, parse_host};
-use json::Json;
+use crate::json::{self, Json};
 
 /// Default time limits, as documented in `--help` and the README.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -60,16 +58,21 @@ pub fn target(arg: Option<&str>, config: &Config) -> Result<Target, String> {
         };
         Ok(SocketAddr::new(ip, addr.port()))
     };
+    // The frontend role serves its own health path (DYN_HTTP_SVC_HEALTH_PATH).
+    let health_path = match config.role {
+        crate::config::Role::Worker => &config.health_path,
+        crate::config::Role::Frontend => &config.http_health_path,
+    };
     match arg {
         None => Ok(Target {
             addr: local()?,
-            path: config.health_path.clone(),
+            path: health_path.clone(),
         }),
         Some(p) if p.starts_with('/') => Ok(Target {
             addr: local()?,
             path: check_path(p)?.to_string(),
         }),
-        Some(url) => parse_url(url, &config.health_path),
+        Some(url) => parse_url(url, health_path),
     }
 }
 
@@ -280,6 +283,9 @@ fn render_status(
         .get("status")
         .and_then(Json::as_str)
         .ok_or("no \"status\" string")?;
+    if let Some(Json::Array(instances)) = body.get("instances") {
+        return render_instances(status, reply, target, &body, instances);
+    }
     let uptime = match body.get("uptime").and_then(|u| u.get("secs")) {
         Some(Json::Number(n)) => n.parse::<u64>().ok(),
         _ => None,
@@ -334,6 +340,41 @@ fn render_status(
         out.push_str(&format!("  {name:<width$}  {state}\n"));
     }
     Ok((status == "ready" && reply.status == 200, out))
+}
+
+/// A frontend's `/health`: its status, its message when it has one, and a table of instances.
+fn render_instances(
+    status: &str,
+    reply: &Reply,
+    target: &Target,
+    body: &Json,
+    instances: &[Json],
+) -> Result<(bool, String), String> {
+    let mut out = format!("status:    {status} ({} from {target})\n", reply.status);
+    if let Some(m) = body.get("message").and_then(Json::as_str) {
+        out.push_str(&format!("message:   {m}\n"));
+    }
+    let mut rows = Vec::new();
+    for i in instances {
+        let field = |name| i.get(name).and_then(Json::as_str).unwrap_or("?");
+        let id = match i.get("instance_id") {
+            Some(Json::Number(n)) => n.parse::<u64>().map_or(n.clone(), |id| format!("{id:x}")),
+            _ => "?".into(),
+        };
+        let name = format!(
+            "dyn://{}.{}.{}",
+            field("namespace"),
+            field("component"),
+            field("endpoint")
+        );
+        rows.push((name, id));
+    }
+    out.push_str(&format!("instances: {}\n", rows.len()));
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, id) in &rows {
+        out.push_str(&format!("  {name:<width$}  {id}\n"));
+    }
+    Ok((status == "healthy" && reply.status == 200, out))
 }
 
 fn show(d: Duration) -> String {
@@ -459,6 +500,35 @@ mod tests {
             .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (503, &b"body"[..]));
         assert!(complete(b"garbage\r\n\r\n", false).is_err());
+    }
+
+    #[test]
+    fn status_view_of_a_frontend() {
+        let t = target(None, &config(&[("HEALTHD_ROLE", "frontend")])).unwrap();
+        assert_eq!(t.to_string(), "http://127.0.0.1:8000/health");
+        let reply = Reply {
+            status: 200,
+            body: br#"{"endpoints":["dyn://dynamo.backend.generate"],"instances":[{"component":"backend","endpoint":"generate","instance_id":7587888160958627365,"namespace":"dynamo","transport":{}},{"component":"backend","endpoint":"generate","instance_id":16,"namespace":"dynamo","transport":{}}],"status":"healthy"}"#.to_vec(),
+        };
+        assert_eq!(
+            render_status(&reply, &t, None).unwrap(),
+            (
+                true,
+                "status:    healthy (200 from http://127.0.0.1:8000/health)\ninstances: 2\n  dyn://dynamo.backend.generate  694d98147d54be25\n  dyn://dynamo.backend.generate  10\n".to_string()
+            )
+        );
+        let reply = Reply {
+            status: 200,
+            body: br#"{"instances":[],"message":"No endpoints available","status":"unhealthy"}"#
+                .to_vec(),
+        };
+        assert_eq!(
+            render_status(&reply, &t, None).unwrap(),
+            (
+                false,
+                "status:    unhealthy (200 from http://127.0.0.1:8000/health)\nmessage:   No endpoints available\ninstances: 0\n".to_string()
+            )
+        );
     }
 
     #[test]

@@ -7,14 +7,22 @@
 //!   `{"instances":[],"message":"No endpoints available","status":"unhealthy"}`; otherwise
 //!   `{"endpoints":["dyn://ns.comp.ep",...],"instances":[...],"status":"healthy"}`.
 //!
-//! "Registered" means "declared ready": every known endpoint whose state is ready is one instance
-//! of `dyn://{namespace}.{component}.{endpoint}`. Keys are in Dynamo's (alphabetical) order. An
+//! With `ETCD_ENDPOINTS` (the cluster view) the instances are those registered in etcd, from the
+//! watched cache ([`cluster_health`]): listed as found, sorted by namespace, component, endpoint and
+//! id; a list etcd has not confirmed within one TTL is never shown as healthy.
+//!
+//! Without it, "registered" means "declared ready": every known endpoint whose state is ready is
+//! one instance of `dyn://{namespace}.{component}.{endpoint}`. Keys are in Dynamo's (alphabetical) order. An
 //! instance id is a full u64 derived from the `dyn://` name (FNV-1a, 64 bit), so it is the same on
 //! every start and for every replica that serves the same name.
 
 use serde::Serialize;
 
+use std::time::{Instant, UNIX_EPOCH};
+
 use super::{Head, JSON, write_json};
+use crate::discovery::cluster::Cluster;
+use crate::json::write_str;
 use crate::state::{Health, State};
 
 /// Where the frontend's endpoints live: the `{namespace}.{component}` of `dyn://` names.
@@ -70,21 +78,7 @@ pub fn health(state: &State, names: &Names, body: &mut Vec<u8>) -> Head {
         .map(|(n, _)| n)
         .collect();
     if ready.is_empty() {
-        #[derive(Serialize)]
-        struct Unhealthy {
-            instances: [(); 0],
-            message: &'static str,
-            status: &'static str,
-        }
-        write_json(
-            body,
-            &Unhealthy {
-                instances: [],
-                message: "No endpoints available",
-                status: "unhealthy",
-            },
-        );
-        return Head::new(200, JSON);
+        return unhealthy("No endpoints available", body);
     }
     #[derive(Serialize)]
     struct Healthy<'a> {
@@ -120,6 +114,83 @@ pub fn health(state: &State, names: &Names, body: &mut Vec<u8>) -> Head {
     Head::new(200, JSON)
 }
 
+/// `{"instances":[],"message":...,"status":"unhealthy"}`, 200 as Dynamo answers it.
+fn unhealthy(message: &str, body: &mut Vec<u8>) -> Head {
+    #[derive(Serialize)]
+    struct Unhealthy<'a> {
+        instances: [(); 0],
+        message: &'a str,
+        status: &'static str,
+    }
+    write_json(
+        body,
+        &Unhealthy {
+            instances: [],
+            message,
+            status: "unhealthy",
+        },
+    );
+    Head::new(200, JSON)
+}
+
+/// `/health` from the cluster view: the registered instances, or why there are none to show.
+/// Written by hand: `transport` is re-emitted as etcd holds it, and 10,000 instances render
+/// without a serde tree in between.
+pub fn cluster_health(cluster: &Cluster, now: Instant, body: &mut Vec<u8>) -> Head {
+    if !cluster.in_sync(now) {
+        let (since, why) = cluster.unavailable_since();
+        let secs = since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let message = format!(
+            "Discovery unavailable since {} ({why})",
+            crate::http::date::rfc3339(secs)
+        );
+        return unhealthy(&message, body);
+    }
+    let all = cluster.sorted();
+    if all.is_empty() {
+        return unhealthy("No endpoints available", body);
+    }
+    let mut out = String::with_capacity(64 + all.len() * 200);
+    out.push_str("{\"endpoints\":[");
+    let mut names: Vec<String> = all
+        .iter()
+        .map(|i| format!("dyn://{}.{}.{}", i.namespace, i.component, i.endpoint))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for (n, name) in names.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        write_str(name, &mut out);
+    }
+    out.push_str("],\"instances\":[");
+    for (n, i) in all.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"component\":");
+        write_str(&i.component, &mut out);
+        if let Some(d) = &i.device_type {
+            out.push_str(",\"device_type\":");
+            write_str(d, &mut out);
+        }
+        out.push_str(",\"endpoint\":");
+        write_str(&i.endpoint, &mut out);
+        out.push_str(&format!(
+            ",\"instance_id\":{},\"namespace\":",
+            i.instance_id
+        ));
+        write_str(&i.namespace, &mut out);
+        out.push_str(",\"transport\":");
+        out.push_str(&i.transport);
+        out.push('}');
+    }
+    out.push_str("],\"status\":\"healthy\"}");
+    body.extend_from_slice(out.as_bytes());
+    Head::new(200, JSON)
+}
+
 /// `dyn://{namespace}.{component}.{endpoint}`.
 pub fn dyn_name(names: &Names, endpoint: &str) -> String {
     format!("dyn://{}.{}.{endpoint}", names.namespace, names.component)
@@ -135,8 +206,61 @@ pub fn instance_id(name: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::wire;
     use crate::state::{Source, Update};
-    use std::time::Instant;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn cluster_view() {
+        let t0 = Instant::now();
+        let mut c = Cluster::new(
+            Duration::from_secs(10),
+            UNIX_EPOCH + Duration::from_secs(1_795_437_296),
+        );
+        let mut b = Vec::new();
+        check(
+            cluster_health(&c, t0, &mut b),
+            &b,
+            200,
+            r#"{"instances":[],"message":"Discovery unavailable since 2026-11-23T12:34:56Z (not connected to etcd yet)","status":"unhealthy"}"#,
+        );
+        let id = 7587888160958627365u64;
+        let k = wire::key("dynamo", "backend", "generate", id);
+        let v = wire::value("dynamo", "backend", "generate", id);
+        let other = r#"{"component":"backend","device_type":"cuda","endpoint":"generate","namespace":"dynamo","instance_id":16,"transport":{"tcp":"10.0.0.2:9000/10/generate"}}"#;
+        c.replace(vec![
+            (k.into_bytes(), v.into_bytes()),
+            (
+                b"v1/instances/dynamo/backend/generate/10".to_vec(),
+                other.as_bytes().to_vec(),
+            ),
+            (b"v1/instances/a/b/c/1".to_vec(), b"junk".to_vec()),
+        ]);
+        c.confirm(t0, SystemTime::now());
+        b.clear();
+        check(
+            cluster_health(&c, t0, &mut b),
+            &b,
+            200,
+            concat!(
+                r#"{"endpoints":["dyn://dynamo.backend.generate"],"instances":["#,
+                r#"{"component":"backend","device_type":"cuda","endpoint":"generate","instance_id":16,"namespace":"dynamo","transport":{"tcp":"10.0.0.2:9000/10/generate"}},"#,
+                r#"{"component":"backend","endpoint":"generate","instance_id":7587888160958627365,"namespace":"dynamo","transport":{"nats_tcp":"dynamo_backend.generate-694d98147d54be25"}}"#,
+                r#"],"status":"healthy"}"#
+            ),
+        );
+        b.clear();
+        cluster_health(&c, t0 + Duration::from_secs(11), &mut b);
+        assert!(String::from_utf8_lossy(&b).contains("Discovery unavailable since "));
+        c.replace(vec![]);
+        b.clear();
+        check(
+            cluster_health(&c, t0, &mut b),
+            &b,
+            200,
+            r#"{"instances":[],"message":"No endpoints available","status":"unhealthy"}"#,
+        );
+    }
 
     fn check(head: Head, body: &[u8], status: u16, json: &str) {
         assert_eq!(head, Head::new(status, JSON));

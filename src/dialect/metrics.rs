@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use super::{Head, PROMETHEUS};
+use crate::discovery::{self, Views};
 use crate::state::{Seconds, State};
 
 /// Requests answered, by route label and status code. A handful of distinct pairs exist, so a
@@ -36,7 +37,13 @@ impl RequestCounts {
 }
 
 /// Renders every series into `body`.
-pub fn render(state: &State, counts: &RequestCounts, now: Instant, body: &mut Vec<u8>) -> Head {
+pub fn render(
+    state: &State,
+    counts: &RequestCounts,
+    views: &Views,
+    now: Instant,
+    body: &mut Vec<u8>,
+) -> Head {
     let mut out = String::with_capacity(1024);
     let up = Seconds(state.uptime(now), 6);
     let b = |v: bool| u8::from(v);
@@ -103,8 +110,85 @@ pub fn render(state: &State, counts: &RequestCounts, now: Instant, body: &mut Ve
             source.as_str()
         );
     }
+    etcd(views, now, &mut out);
     body.extend_from_slice(out.as_bytes());
     Head::new(200, PROMETHEUS)
+}
+
+/// The cluster view's series, when discovery is on.
+fn etcd(views: &Views, now: Instant, out: &mut String) {
+    let gauge =
+        |out: &mut String, name: &str, help: &str, kind: &str, value: &dyn std::fmt::Display| {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        };
+    let connected = "1 while etcd answers, else 0.";
+    if let Some(r) = &views.registry {
+        let r = discovery::lock(r).clone();
+        gauge(
+            out,
+            "healthd_etcd_connected",
+            connected,
+            "gauge",
+            &u8::from(r.connected),
+        );
+        gauge(
+            out,
+            "healthd_etcd_lease_held",
+            "1 while this process holds its etcd lease.",
+            "gauge",
+            &u8::from(r.lease.is_some()),
+        );
+        gauge(
+            out,
+            "healthd_etcd_leases_granted_total",
+            "Leases granted to this process (a new one after each loss).",
+            "counter",
+            &r.grants,
+        );
+        gauge(
+            out,
+            "healthd_etcd_registered_endpoints",
+            "Endpoints registered in etcd under the current lease.",
+            "gauge",
+            &r.registered,
+        );
+    }
+    if let Some(c) = &views.cluster {
+        let c = discovery::lock(c);
+        gauge(
+            out,
+            "healthd_etcd_connected",
+            connected,
+            "gauge",
+            &u8::from(c.connected()),
+        );
+        gauge(
+            out,
+            "healthd_etcd_instances",
+            "Instances in the watched list.",
+            "gauge",
+            &c.len(),
+        );
+        if let Some(age) = c.sync_age(now) {
+            gauge(
+                out,
+                "healthd_etcd_sync_age_seconds",
+                "Seconds since etcd last confirmed the list.",
+                "gauge",
+                &Seconds(age, 3),
+            );
+        }
+        gauge(
+            out,
+            "healthd_etcd_keys_skipped_total",
+            "Instance keys skipped because they do not parse.",
+            "counter",
+            &c.skipped_total(),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -126,7 +210,13 @@ mod tests {
         c.add("health", 200);
         c.add("metrics", 200);
         let mut body = Vec::new();
-        let head = render(&s, &c, t0 + Duration::from_millis(2500), &mut body);
+        let head = render(
+            &s,
+            &c,
+            &Views::default(),
+            t0 + Duration::from_millis(2500),
+            &mut body,
+        );
         assert_eq!(head, Head::new(200, PROMETHEUS));
         let text = String::from_utf8(body).unwrap();
         for line in [

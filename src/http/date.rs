@@ -37,16 +37,10 @@ impl DateCache {
     }
 }
 
-/// `Sun, 06 Nov 1994 08:49:37 GMT` for seconds since the epoch.
-pub fn format(secs: u64) -> [u8; 29] {
-    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
+/// `(year, month, day, hour, minute, second)` in UTC for seconds since the epoch.
+pub fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
     let days = secs / 86_400;
     let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     // Civil-from-days (Howard Hinnant's algorithm), days since 1970-01-01.
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
@@ -57,7 +51,24 @@ pub fn format(secs: u64) -> [u8; 29] {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
+}
 
+/// `2026-12-03T14:02:11Z` (RFC 3339, UTC) for seconds since the epoch.
+pub fn rfc3339(secs: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(secs);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` for seconds since the epoch.
+pub fn format(secs: u64) -> [u8; 29] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = secs / 86_400;
+    let (year, month, day, h, m, s) = civil(secs);
     let mut out = [b' '; 29];
     let two = |out: &mut [u8], at: usize, v: u64| {
         out[at] = b'0' + (v / 10 % 10) as u8;
@@ -91,5 +102,6 @@ mod tests {
         ] {
             assert_eq!(std::str::from_utf8(&super::format(secs)).unwrap(), want);
         }
+        assert_eq!(super::rfc3339(1_795_437_296), "2026-11-23T12:34:56Z");
     }
 }

@@ -177,6 +177,7 @@ impl Handling {
             let code = exit_code(status);
             child.exit.store(code, Ordering::SeqCst);
             super::lock(&self.state).apply(Update::Exited(code), Source::Signal);
+            super::changes::bump();
             apply(&self.state, Update::Drain, Source::Signal, "child exited");
             info!(
                 "child {pid} exited with code {code}; draining for {:?}, then exiting with {code}",

@@ -1,9 +1,9 @@
-//! Just enough JSON reading for `healthd status`: one strict RFC 8259 parser into a small tree.
+//! Just enough JSON reading for `healthd status` and the etcd gateway's answers: one strict
+//! RFC 8259 parser into a small tree, and a compact writer of that tree.
 //!
-//! `status` reads three fields of a Dynamo `/health` body. Doing that with serde_json's
-//! deserializer cost about 34 KB of the static binary (issue 6), for one command that reads one
-//! small body; this parser is a few hundred lines of straightforward code instead. The server
-//! side still writes its bodies with serde_json. A property test (`src/fuzz.rs`) holds this
+//! Doing this with serde_json's deserializer cost about 34 KB of the static binary (issue 6); this
+//! parser is a few hundred lines of straightforward code instead. The HTTP bodies are still
+//! written with serde_json; [`Json::write`] only re-emits a value read from etcd as found. A property test (`src/fuzz.rs`) holds this
 //! parser to serde_json's verdict on arbitrary input and to its tree on arbitrary documents.
 //!
 //! Numbers are kept as their text (the caller decides what it accepts); objects keep their
@@ -42,6 +42,62 @@ impl Json {
             _ => None,
         }
     }
+
+    /// Appends the value as compact JSON (numbers as they were written).
+    pub fn write(&self, out: &mut String) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Number(n) => out.push_str(n),
+            Json::String(s) => write_str(s, out),
+            Json::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write(out);
+                }
+                out.push(']');
+            }
+            Json::Object(members) => {
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_str(k, out);
+                    out.push(':');
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// A JSON string literal, escaped as serde_json escapes it.
+pub fn write_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[(c as usize) >> 4] as char);
+                out.push(HEX[(c as usize) & 15] as char);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Why a document is not JSON, and where.

@@ -1,0 +1,205 @@
+//! The frontend's cluster view (pure): every instance registered under `v1/instances/`, as the
+//! watcher last confirmed it, and whether that confirmation is recent enough to be believed.
+//!
+//! The watcher (`watch.rs`) feeds it a range, then watch events, then confirmations; the frontend
+//! dialect renders it. Time comes in as arguments. A key that does not parse is left out and
+//! counted, and never hides the others; each bad key is logged once (the caller logs what
+//! [`Cluster::replace`] and [`Cluster::apply`] return).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::wire::{self, Event, Instance};
+
+/// The cached list and its freshness.
+#[derive(Debug)]
+pub struct Cluster {
+    instances: BTreeMap<Vec<u8>, Instance>,
+    /// Keys present in etcd that do not parse (so a repeated put is not logged again).
+    bad: BTreeSet<Vec<u8>>,
+    skipped_total: u64,
+    /// The view is believed for this long after a confirmation (the lease TTL).
+    ttl: Duration,
+    /// The last confirmation: when, by the monotonic clock and by the wall clock.
+    confirmed: Option<(Instant, SystemTime)>,
+    /// When healthd started listing, for "unavailable since" before any confirmation.
+    started: SystemTime,
+    connected: bool,
+    /// Why the last attempt failed, for the `/health` message and logs.
+    reason: String,
+}
+
+impl Cluster {
+    pub fn new(ttl: Duration, started: SystemTime) -> Cluster {
+        Cluster {
+            instances: BTreeMap::new(),
+            bad: BTreeSet::new(),
+            skipped_total: 0,
+            ttl,
+            confirmed: None,
+            started,
+            connected: false,
+            reason: "not connected to etcd yet".into(),
+        }
+    }
+
+    /// Replaces the list with a full range; returns one line per newly skipped key.
+    pub fn replace(&mut self, kvs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
+        self.instances.clear();
+        let before = std::mem::take(&mut self.bad);
+        let mut lines = Vec::new();
+        for (k, v) in kvs {
+            if let Some(line) = self.put(k, &v, &before) {
+                lines.push(line);
+            }
+        }
+        lines
+    }
+
+    /// Applies watch events in order; returns one line per newly skipped key.
+    pub fn apply(&mut self, events: Vec<Event>) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (k, v) in events {
+            match v {
+                Some(v) => {
+                    let seen = std::mem::take(&mut self.bad);
+                    let line = self.put(k, &v, &seen);
+                    self.bad.extend(seen);
+                    lines.extend(line);
+                }
+                None => {
+                    self.instances.remove(&k);
+                    self.bad.remove(&k);
+                }
+            }
+        }
+        lines
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: &[u8], seen: &BTreeSet<Vec<u8>>) -> Option<String> {
+        match wire::instance(&key, value) {
+            Ok(i) => {
+                self.bad.remove(&key);
+                self.instances.insert(key, i);
+                None
+            }
+            Err(why) => {
+                self.instances.remove(&key);
+                let new = !seen.contains(&key);
+                if new {
+                    self.skipped_total += 1;
+                }
+                self.bad.insert(key);
+                new.then_some(why)
+            }
+        }
+    }
+
+    /// etcd confirmed the view at `now`.
+    pub fn confirm(&mut self, now: Instant, wall: SystemTime) {
+        self.confirmed = Some((now, wall));
+        self.connected = true;
+    }
+
+    /// The watch or a confirmation failed; returns true when this is news (for one log line).
+    pub fn broken(&mut self, reason: String) -> bool {
+        let news = self.connected;
+        self.connected = false;
+        self.reason = reason;
+        news
+    }
+
+    /// Whether the list may be shown: confirmed within one TTL.
+    pub fn in_sync(&self, now: Instant) -> bool {
+        self.confirmed
+            .is_some_and(|(at, _)| now.saturating_duration_since(at) <= self.ttl)
+    }
+
+    /// Since when the view is not confirmed (the last confirmation, or the start), and why.
+    pub fn unavailable_since(&self) -> (SystemTime, &str) {
+        let since = self.confirmed.map_or(self.started, |(_, wall)| wall);
+        let reason = if self.connected {
+            "etcd has not confirmed the list"
+        } else {
+            &self.reason
+        };
+        (since, reason)
+    }
+
+    /// The instances sorted by namespace, component, endpoint and id.
+    pub fn sorted(&self) -> Vec<&Instance> {
+        let mut all: Vec<&Instance> = self.instances.values().collect();
+        all.sort_unstable();
+        all
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+
+    pub fn len(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped_total
+    }
+
+    /// Time since the last confirmation, if there was one.
+    pub fn sync_age(&self, now: Instant) -> Option<Duration> {
+        self.confirmed
+            .map(|(at, _)| now.saturating_duration_since(at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(ep: &str, id: u64) -> (Vec<u8>, Vec<u8>) {
+        (
+            wire::key("dynamo", "backend", ep, id).into_bytes(),
+            wire::value("dynamo", "backend", ep, id).into_bytes(),
+        )
+    }
+
+    #[test]
+    fn lists_sorted_skips_bad_keys_once_and_goes_stale() {
+        let t0 = Instant::now();
+        let mut c = Cluster::new(Duration::from_secs(10), SystemTime::UNIX_EPOCH);
+        assert!(!c.in_sync(t0));
+        let bad = (b"v1/instances/x".to_vec(), b"{}".to_vec());
+        let lines = c.replace(vec![
+            kv("generate", 0x100),
+            kv("generate", 0xff),
+            bad.clone(),
+        ]);
+        assert_eq!(lines.len(), 1);
+        c.confirm(t0, SystemTime::UNIX_EPOCH);
+        assert!(c.in_sync(t0 + Duration::from_secs(10)));
+        assert!(!c.in_sync(t0 + Duration::from_secs(11)));
+        let ids: Vec<u64> = c.sorted().iter().map(|i| i.instance_id).collect();
+        assert_eq!(ids, vec![0xff, 0x100]);
+        // The same bad key again is not news; a new one is.
+        assert!(
+            c.apply(vec![(bad.0.clone(), Some(bad.1.clone()))])
+                .is_empty()
+        );
+        assert_eq!(c.skipped_total(), 1);
+        let (k, _) = kv("clear", 1);
+        assert_eq!(c.apply(vec![(k.clone(), Some(b"nope".to_vec()))]).len(), 1);
+        assert_eq!((c.len(), c.skipped_total()), (2, 2));
+        // A fixed value replaces the bad one; deletes remove.
+        let (k2, v2) = kv("clear", 1);
+        assert!(c.apply(vec![(k2, Some(v2))]).is_empty());
+        assert_eq!(c.len(), 3);
+        c.apply(vec![(k, None), (kv("generate", 0xff).0, None)]);
+        assert_eq!(c.len(), 1);
+        assert!(c.broken("etcd down".into()));
+        assert!(!c.broken("still down".into()));
+        assert_eq!(
+            c.unavailable_since(),
+            (SystemTime::UNIX_EPOCH, "still down")
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! The frontend's list (`HEALTHD_ROLE=frontend` with `ETCD_ENDPOINTS`): range `v1/instances/` once,
+//! then watch from the next revision, publishing into the shared [`Cluster`] that `/health`
+//! renders; `/health` itself never waits on etcd.
+//!
+//! There is no polling of the list. While the stream is quiet, every TTL/3 one linearizable
+//! count-only range on the watched member confirms that the member still serves with a quorum (a
+//! hung or partitioned member fails it within the 1 s deadline). A broken stream or a failed
+//! confirmation moves on to the next member, ranges again and resumes; a compacted revision
+//! ranges again. A view that etcd has not confirmed for longer than the TTL is not shown.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::cluster::Cluster;
+use super::gateway::Gateway;
+use super::wire::{self, Watched, WireError};
+use super::{Backoff, lock};
+use crate::config::Etcd;
+use crate::log::{info, warning};
+
+/// Keys per range page: bounds one answer (and the memory to read it) at any cluster size.
+const PAGE: u32 = 500;
+
+/// Starts the watcher thread.
+pub fn spawn(etcd: &Etcd, cluster: Arc<Mutex<Cluster>>) -> std::io::Result<()> {
+    let mut w = Watcher {
+        gw: Gateway::new(etcd),
+        check_every: Duration::from_millis(u64::from(etcd.lease_ttl) * 1000 / 3),
+        cluster,
+    };
+    crate::source::thread::detach("etcd-watch", move || w.run())
+}
+
+struct Watcher {
+    gw: Gateway,
+    check_every: Duration,
+    cluster: Arc<Mutex<Cluster>>,
+}
+
+impl Watcher {
+    fn run(&mut self) {
+        let mut backoff = Backoff::new();
+        loop {
+            let e = self.session(&mut backoff);
+            if lock(&self.cluster).broken(e.0.clone()) {
+                warning!("etcd: the instance list is not in sync ({e}); trying the next member");
+            }
+            self.gw.next_member();
+            if !e.0.contains("compacted") {
+                std::thread::sleep(backoff.next());
+            }
+        }
+    }
+
+    /// Range, then follow the watch until something breaks; returns why.
+    fn session(&mut self, backoff: &mut Backoff) -> WireError {
+        let revision = match self.range() {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let mut stream = match self.gw.watch(revision + 1) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let mut check_at = Instant::now() + self.check_every;
+        loop {
+            let line = match stream.next_line(check_at) {
+                Ok(l) => l,
+                Err(e) => return e,
+            };
+            let Some(line) = line else {
+                // Quiet for a while: confirm that the watched member still serves.
+                let body = wire::range(wire::PREFIX.as_bytes(), 0, 0, true);
+                if let Err(e) = self.gw.call_here("/v3/kv/range", &body) {
+                    return e;
+                }
+                lock(&self.cluster).confirm(Instant::now(), SystemTime::now());
+                check_at = Instant::now() + self.check_every;
+                continue;
+            };
+            let events = match wire::watched(&line) {
+                Ok(Watched::Created) => {
+                    // In sync from here on: the list at `revision`, and every change after it.
+                    let mut c = lock(&self.cluster);
+                    if !c.connected() {
+                        info!(
+                            "etcd: {} instances listed from {} at revision {revision}; watching",
+                            c.len(),
+                            self.gw.member()
+                        );
+                    }
+                    c.confirm(Instant::now(), SystemTime::now());
+                    backoff.reset();
+                    continue;
+                }
+                Ok(Watched::Events { events, .. }) => events,
+                Ok(Watched::Compacted) => {
+                    return WireError("the watch revision was compacted; ranging again".into());
+                }
+                Ok(Watched::Ended(why)) => return WireError(why),
+                Err(e) => return e,
+            };
+            let skipped = {
+                let mut c = lock(&self.cluster);
+                let skipped = c.apply(events);
+                c.confirm(Instant::now(), SystemTime::now());
+                skipped
+            };
+            log_skipped(&skipped);
+        }
+    }
+
+    /// The whole prefix, page by page at one revision; publishes it and returns the revision.
+    fn range(&mut self) -> Result<u64, WireError> {
+        let mut kvs = Vec::new();
+        let mut from = wire::PREFIX.as_bytes().to_vec();
+        let mut revision = 0;
+        loop {
+            let body = wire::range(&from, revision, PAGE, false);
+            let page = wire::range_answer(&self.gw.call("/v3/kv/range", &body)?)?;
+            if revision == 0 {
+                revision = page.revision;
+            }
+            let more = page.more;
+            if let Some((last, _)) = page.kvs.last() {
+                from = last.clone();
+                from.push(0);
+            }
+            let empty = page.kvs.is_empty();
+            kvs.extend(page.kvs);
+            if !more || empty {
+                break;
+            }
+        }
+        let skipped = lock(&self.cluster).replace(kvs);
+        log_skipped(&skipped);
+        Ok(revision)
+    }
+}
+
+fn log_skipped(lines: &[String]) {
+    for why in lines {
+        warning!("etcd: skipping an instance key: {why}");
+    }
+}
