@@ -241,7 +241,6 @@ fn bad_etcd_endpoints_exit_2_naming_the_value() {
         "http://h:0",
         "http://h:99999",
         "http://h:2379/path",
-        "http://h:2379/",
         "http://a:1,,http://b:2",
         "http://a:1,",
         ",http://a:1",
@@ -1232,6 +1231,33 @@ fn frontend_recovers_from_a_watch_cut_mid_line() {
     until_health(&h, &healthy(&[0x2b, 0x2c]));
 }
 
+/// A watch cut right after a change that was then compacted away: resuming from the next revision
+/// is answered "compacted", so healthd must range again; either way the list ends right.
+#[test]
+fn frontend_recovers_from_a_compacted_revision() {
+    let fake = FakeEtcd::start();
+    put_one(&fake, "generate", ID_A);
+    let h = frontend(&fake.url());
+    until_health(&h, &healthy(&[ID_A]));
+    poll("a watch open", || fake.watches_open() >= 1);
+    let ranges = fake.requests_to("/v3/kv/range").len();
+    fake.put_compact_and_cut(
+        "v1/instances/dynamo/backend/generate/2b",
+        &worker_value("dynamo", "backend", "generate", 0x2b),
+    );
+    until_health(&h, &healthy(&[0x2b, ID_A]));
+    assert!(
+        sent(&fake, "/v3/kv/range", |b| !field(b, "count_only")
+            .and_then(Value::as_bool)
+            .unwrap_or(false))
+            > 0
+            && fake.requests_to("/v3/kv/range").len() > ranges,
+        "ranged again"
+    );
+    put_one(&fake, "generate", 0x2c);
+    until_health(&h, &healthy(&[0x2b, 0x2c, ID_A]));
+}
+
 /// Every new watch is cut right after its created line while the keys change: once the streams
 /// hold again, the list is right and followed.
 #[test]
@@ -1264,13 +1290,28 @@ fn frontend_outage(fault: Fault) {
     until_health(&h, &healthy(&[ID_A]));
     wait_metric(&h, "healthd_etcd_connected", "1");
 
+    let at = Instant::now();
     fake.set_fault(fault);
+    let list = healthy(&[ID_A]);
     poll("discovery unavailable", || {
         assert_live(&h);
         let r = h.get("/health");
         assert_eq!(r.status, 200);
+        if !is_unavailable(&r.body) {
+            assert_eq!(
+                r.body, list,
+                "the last list is shown until it is unavailable"
+            );
+        }
         is_unavailable(&r.body)
     });
+    // The last confirmation was at most TTL/3 before the fault: the list is believed for at least
+    // the remaining two thirds of the TTL (asserted loosely).
+    let took = at.elapsed();
+    assert!(
+        took >= Duration::from_secs(1),
+        "unavailable only {took:?} after the fault (TTL {TTL} s)"
+    );
     assert_unavailable(&h.get("/health").body);
     wait_metric(&h, "healthd_etcd_connected", "0");
     assert!(h.child.try_wait().is_ok_and(|s| s.is_none()));

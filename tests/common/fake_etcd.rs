@@ -127,6 +127,7 @@ struct Shared {
     watches_open: AtomicUsize,
     huge_done: AtomicUsize,
     huge_bytes: AtomicUsize,
+    compacted_answers: AtomicUsize,
 }
 
 /// The running fake; dropping it stops every thread.
@@ -158,6 +159,7 @@ impl FakeEtcd {
             watches_open: AtomicUsize::new(0),
             huge_done: AtomicUsize::new(0),
             huge_bytes: AtomicUsize::new(0),
+            compacted_answers: AtomicUsize::new(0),
         });
         let s = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -275,8 +277,32 @@ impl FakeEtcd {
         }
     }
 
-    /// Compacts the history up to the current revision: a watch starting below it is cancelled
-    /// with `compact_revision`.
+    /// Writes `key` = `value`, compacts the history up to that revision and cuts every open
+    /// watch stream mid-line, all at once: a watch that resumes from the revision after the last
+    /// one it saw is cancelled with `compact_revision` and must range again.
+    pub fn put_compact_and_cut(&self, key: &str, value: &str) {
+        let mut st = self.store();
+        apply(
+            &mut st,
+            vec![Op::Put(
+                key.as_bytes().to_vec(),
+                value.as_bytes().to_vec(),
+                0,
+            )],
+            true,
+        );
+        st.compacted = st.rev;
+        let c = st.compacted;
+        st.history.retain(|(r, _, _)| *r > c);
+    }
+
+    /// Watches answered "compacted" (cancelled) so far.
+    pub fn compacted_answers(&self) -> usize {
+        self.shared.compacted_answers.load(Ordering::SeqCst)
+    }
+
+    /// Compacts the history up to the current revision: a watch starting at or below it is
+    /// cancelled with `compact_revision`.
     pub fn compact(&self) {
         let mut st = self.store();
         st.compacted = st.rev;
@@ -1219,6 +1245,7 @@ fn watch_stream(s: &Shared, conn: &mut TcpStream, req: &Value) -> io::Result<()>
         chunk(conn, line)?;
     }
     if compacted {
+        s.compacted_answers.fetch_add(1, Ordering::SeqCst);
         return conn.write_all(b"0\r\n\r\n");
     }
     loop {
