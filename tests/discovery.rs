@@ -1038,12 +1038,15 @@ fn seed(fake: &FakeEtcd) {
     for (k, v) in good {
         fake.put(&k, &v);
     }
+    // Ids whose order as numbers differs from their order as hex or decimal text.
+    put_one(fake, "generate", 0x10);
+    put_one(fake, "generate", 0x9);
     let ok = |ns: &str, comp: &str, ep: &str, id: u64| {
         format!(
             r#"{{"type":"Endpoint","component":"{comp}","endpoint":"{ep}","namespace":"{ns}","instance_id":{id},"transport":{{"nats_tcp":"x"}}}}"#
         )
     };
-    // Six keys that do not parse.
+    // Ten keys that do not parse.
     fake.put("v1/instances/dynamo/backend/generate/b1", "not json");
     fake.put(
         "v1/instances/dynamo/backend/generate",
@@ -1065,11 +1068,29 @@ fn seed(fake: &FakeEtcd) {
         "v1/instances/dynamo/backend/generate/xyz",
         &ok("dynamo", "backend", "generate", 0),
     );
+    fake.put(
+        "v1/instances/dynamo/backend/generate/20",
+        &ok("other", "backend", "generate", 0x20),
+    );
+    fake.put(
+        "v1/instances/dynamo/backend/generate/21",
+        &ok("dynamo", "other", "generate", 0x21),
+    );
+    fake.put(
+        "v1/instances/dynamo/backend/generate/ffffffffffffffff",
+        r#"{"type":"Endpoint","component":"backend","endpoint":"generate","namespace":"dynamo","instance_id":-1,"transport":{"nats_tcp":"x"}}"#,
+    );
+    fake.put(
+        "v1/instances/dynamo/backend/generate/10000000000000000",
+        r#"{"type":"Endpoint","component":"backend","endpoint":"generate","namespace":"dynamo","instance_id":18446744073709551616,"transport":{"nats_tcp":"x"}}"#,
+    );
 }
 
 const SEEDED: &str = concat!(
     r#"{"endpoints":["dyn://alpha.backend.clear_kv_blocks","dyn://dynamo.backend.generate","dyn://dynamo.prefill.generate"],"instances":["#,
     r#"{"component":"backend","device_type":"cpu","endpoint":"clear_kv_blocks","instance_id":18446744073709551615,"namespace":"alpha","transport":{"nats_tcp":"alpha_backend.clear_kv_blocks-ffffffffffffffff"}},"#,
+    r#"{"component":"backend","endpoint":"generate","instance_id":9,"namespace":"dynamo","transport":{"nats_tcp":"dynamo_backend.generate-9"}},"#,
+    r#"{"component":"backend","endpoint":"generate","instance_id":16,"namespace":"dynamo","transport":{"nats_tcp":"dynamo_backend.generate-10"}},"#,
     r#"{"component":"backend","device_type":"cuda","endpoint":"generate","instance_id":26,"namespace":"dynamo","transport":{"tcp":"10.0.0.7:9000/1a/generate"}},"#,
     r#"{"component":"backend","endpoint":"generate","instance_id":7587888160958627365,"namespace":"dynamo","transport":{"nats_tcp":"dynamo_backend.generate-694d98147d54be25"}},"#,
     r#"{"component":"prefill","endpoint":"generate","instance_id":255,"namespace":"dynamo","transport":{"http":"http://10.0.0.8:8080/v1/rpc/generate"}}"#,
@@ -1115,7 +1136,13 @@ fn frontend(endpoints: &str) -> Healthd {
 /// Polls until the frontend's /health is exactly `want` (checking /live on the way).
 fn until_health(h: &Healthd, want: &str) {
     poll(&format!("/health = {want}"), || {
+        let t = Instant::now();
         let r = h.get("/health");
+        assert!(
+            t.elapsed() < PROBE_DEADLINE,
+            "/health took {:?}",
+            t.elapsed()
+        );
         assert_eq!(r.status, 200, "{r:?}");
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert_live(h);
@@ -1137,10 +1164,10 @@ fn frontend_lists_the_seeded_instances_exactly_and_counts_skipped_keys() {
     let h = frontend(&fake.url());
     until_health(&h, SEEDED);
     wait_metric(&h, "healthd_etcd_connected", "1");
-    assert_eq!(metric(&h, "healthd_etcd_instances").as_deref(), Some("4"));
+    assert_eq!(metric(&h, "healthd_etcd_instances").as_deref(), Some("6"));
     assert_eq!(
         metric(&h, "healthd_etcd_keys_skipped_total").as_deref(),
-        Some("6"),
+        Some("10"),
         "\n{}",
         h.get("/metrics").body
     );
@@ -1158,12 +1185,50 @@ fn frontend_lists_the_seeded_instances_exactly_and_counts_skipped_keys() {
         "{:?}",
         fake.requests_to("/v3/kv/range")
     );
-    // Stable: the same answer a confirm period later.
-    let end = Instant::now() + Duration::from_millis(1000);
+    // Stable: the same answer over more than one confirm period, which is a linearizable
+    // count-only range (never `serializable`).
+    let end = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < end {
         assert_eq!(h.get("/health").body, SEEDED);
         std::thread::sleep(Duration::from_millis(100));
     }
+    let count_only = |b: &Value| field(b, "count_only").and_then(Value::as_bool) == Some(true);
+    assert!(
+        sent(&fake, "/v3/kv/range", count_only) >= 1,
+        "{:?}",
+        fake.requests_to("/v3/kv/range")
+    );
+    assert_eq!(
+        sent(&fake, "/v3/kv/range", |b| {
+            field(b, "serializable").and_then(Value::as_bool) == Some(true)
+        }),
+        0
+    );
+    assert_eq!(
+        metric(&h, "healthd_etcd_keys_skipped_total").as_deref(),
+        Some("10"),
+        "each bad key counted once"
+    );
+}
+
+/// More instances than one page of a range: all listed, in order.
+#[test]
+fn frontend_lists_more_instances_than_one_page() {
+    let fake = FakeEtcd::start();
+    let ids: Vec<u64> = (1..=1201).collect();
+    for &id in &ids {
+        put_one(&fake, "generate", id);
+    }
+    let h = frontend(&fake.url());
+    until_health(&h, &healthy(&ids));
+    assert_eq!(
+        metric(&h, "healthd_etcd_instances").as_deref(),
+        Some("1201")
+    );
+    put_one(&fake, "generate", 5000);
+    let mut more = ids.clone();
+    more.push(5000);
+    until_health(&h, &healthy(&more));
 }
 
 #[test]
@@ -1316,11 +1381,14 @@ fn frontend_outage(fault: Fault) {
     wait_metric(&h, "healthd_etcd_connected", "0");
     assert!(h.child.try_wait().is_ok_and(|s| s.is_none()));
 
+    // Back, with what changed meanwhile.
+    fake.delete(&format!("v1/instances/dynamo/backend/generate/{ID_A:x}"));
+    put_one(&fake, "generate", 0x2a);
     fake.set_fault(Fault::Good);
-    until_health(&h, &healthy(&[ID_A]));
+    until_health(&h, &healthy(&[0x2a]));
     wait_metric(&h, "healthd_etcd_connected", "1");
     put_one(&fake, "generate", 0x2b);
-    until_health(&h, &healthy(&[0x2b, ID_A]));
+    until_health(&h, &healthy(&[0x2a, 0x2b]));
 }
 
 #[test]

@@ -117,6 +117,10 @@ struct Store {
     history: Vec<(i64, Vec<u8>, String)>,
     watchers: Vec<Watcher>,
     log: Vec<Request>,
+    /// User and password when auth is on; the tokens it accepts.
+    auth: Option<(String, String)>,
+    tokens: Vec<String>,
+    issued: usize,
 }
 
 struct Shared {
@@ -152,6 +156,9 @@ impl FakeEtcd {
                 history: Vec::new(),
                 watchers: Vec::new(),
                 log: Vec::new(),
+                auth: None,
+                tokens: Vec::new(),
+                issued: 0,
             }),
             stop: AtomicBool::new(false),
             conns: AtomicUsize::new(0),
@@ -194,6 +201,23 @@ impl FakeEtcd {
 
     pub fn fault(&self) -> Fault {
         self.store().fault
+    }
+
+    /// Turns auth on: `/v3/auth/authenticate` with this user and password hands out a token,
+    /// and every other call needs it in `Authorization`.
+    pub fn require_auth(&self, user: &str, password: &str) {
+        self.store().auth = Some((user.to_string(), password.to_string()));
+    }
+
+    /// Invalidates every token (simple tokens expire after 5 minutes): the next call answers
+    /// 401 "invalid auth token".
+    pub fn expire_tokens(&self) {
+        self.store().tokens.clear();
+    }
+
+    /// Tokens handed out so far.
+    pub fn tokens_issued(&self) -> usize {
+        self.store().issued
     }
 
     /// Every request so far.
@@ -781,6 +805,20 @@ fn stream_huge(s: &Shared, conn: &mut TcpStream, chunked: bool) {
     s.huge_done.fetch_add(1, Ordering::SeqCst);
 }
 
+/// With auth on, the error for a call without a valid token (authenticate itself is open).
+fn unauthorized(s: &Shared, req: &Http) -> Option<(u16, String)> {
+    let st = lock(s);
+    st.auth.as_ref()?;
+    if req.path == "/v3/auth/authenticate" {
+        return None;
+    }
+    match req.headers.iter().find(|(n, _)| n == "authorization") {
+        None => Some(etcd_error(400, 3, "etcdserver: user name is empty")),
+        Some((_, t)) if st.tokens.contains(t) => None,
+        Some(_) => Some(etcd_error(401, 16, "etcdserver: invalid auth token")),
+    }
+}
+
 /// Records a request message; returns the fault mode it meets.
 fn log(s: &Shared, req: &Http, body: &Value, raw: &[u8]) -> Fault {
     let mut st = lock(s);
@@ -834,6 +872,9 @@ fn serve(s: &Shared, mut conn: TcpStream) -> io::Result<()> {
             _ if req.method != "POST" => {
                 let (status, v) = etcd_error(405, 12, "Method Not Allowed");
                 respond(&mut conn, status, &v.to_string())?;
+            }
+            _ if let Some((status, v)) = unauthorized(s, &req) => {
+                respond(&mut conn, status, &v)?;
             }
             _ if req.path == "/v3/watch" => {
                 watch(s, conn, &body);
@@ -944,8 +985,16 @@ fn range(st: &Store, req: &Value, fault: Fault) -> String {
     }
     let mut o = Obj::new().raw("header", header(st));
     let count = kvs.len();
+    let limit = int(req, "limit").unwrap_or(0).max(0) as usize;
+    let more = limit > 0 && count > limit && !count_only;
+    if more {
+        kvs.truncate(limit);
+    }
     if !count_only && !kvs.is_empty() {
         o = o.raw("kvs", format!("[{}]", kvs.join(",")));
+    }
+    if more {
+        o = o.raw("more", "true");
     }
     if count > 0 {
         o = o.s("count", count);
@@ -1062,13 +1111,31 @@ fn call(st: &mut Store, path: &str, req: &Value, fault: Fault) -> (u16, String) 
             (200, o.done())
         }
         "/v3/kv/txn" => txn(st, req, fault),
-        "/v3/auth/authenticate" => (
-            200,
-            Obj::new()
-                .raw("header", header(st))
-                .s("token", "fake.token.1")
-                .done(),
-        ),
+        "/v3/auth/authenticate" => {
+            let name = field(req, "name").and_then(Value::as_str).unwrap_or("");
+            let password = field(req, "password").and_then(Value::as_str).unwrap_or("");
+            match &st.auth {
+                Some((u, p)) if u == name && p == password => {}
+                Some(_) => {
+                    return etcd_error(
+                        400,
+                        3,
+                        "etcdserver: authentication failed, invalid user ID or password",
+                    );
+                }
+                None => return etcd_error(400, 9, "etcdserver: authentication is not enabled"),
+            }
+            st.issued += 1;
+            let token = format!("fake.{}.{}", st.issued, st.rev);
+            st.tokens.push(token.clone());
+            (
+                200,
+                Obj::new()
+                    .raw("header", header(st))
+                    .s("token", token)
+                    .done(),
+            )
+        }
         _ => etcd_error(404, 5, "Not Found"),
     }
 }
