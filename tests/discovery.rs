@@ -940,9 +940,212 @@ fn worker_registers_only_when_overall_ready_and_uses_namespace_and_component() {
     assert!(fake.keys().iter().all(|k| k.lease == id));
     wait_metric(&h, "healthd_etcd_registered_endpoints", "3");
 
+    // Two TTLs later: still the one lease, kept alive (every TTL/3), the keys unchanged.
+    let end = Instant::now() + Duration::from_millis(4500);
+    while Instant::now() < end {
+        assert_eq!(have(), want);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(fake.granted(), 1);
+    assert!(sent(&fake, "/v3/lease/keepalive", |_| true) >= 4);
+    assert_eq!(
+        sent(&fake, "/v3/lease/grant", |b| int(field(b, "TTL"))
+            == Some(2)),
+        1,
+        "the grant asks for ETCD_LEASE_TTL"
+    );
+
     // SIGUSR2: everything not ready, every key goes.
     h.signal(libc::SIGUSR2);
     poll("no keys after SIGUSR2", || fake.keys().is_empty());
+}
+
+/// etcd silent for less than the TTL: the worker keeps its lease and its key.
+#[test]
+fn worker_keeps_its_lease_through_a_short_outage() {
+    let fake = FakeEtcd::start();
+    let tmp = Tmp::new("short");
+    tmp.write("ready\ngenerate=ready\n");
+    let file = tmp.file_str();
+    let url = fake.url();
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_READY_FILE", file.as_str()),
+            ("HEALTHD_REGISTER", "on"),
+            ("ETCD_ENDPOINTS", url.as_str()),
+            ("ETCD_LEASE_TTL", "10"),
+        ],
+        &[],
+    );
+    let key = worker_key("dynamo", "backend", "generate", LEASE_IDS[0]);
+    poll("registered", || fake.key(&key).is_some());
+    fake.set_fault(Fault::Silent);
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        assert_eq!(h.get("/health").status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fake.set_fault(Fault::Good);
+    let before = fake.requests().len();
+    poll("a keepalive answered after the outage", || {
+        fake.requests()[before..]
+            .iter()
+            .any(|r| r.path == "/v3/lease/keepalive" && r.fault == Fault::Good)
+    });
+    assert_eq!(fake.granted(), 1, "the same lease");
+    assert!(fake.key(&key).is_some());
+    assert_eq!(fake.keys().len(), 1);
+    assert_eq!(
+        metric(&h, "healthd_etcd_leases_granted_total").as_deref(),
+        Some("1")
+    );
+}
+
+/// Not live (a missed heartbeat) means not registered; the next heartbeat registers again.
+#[test]
+fn worker_deregisters_while_not_live() {
+    let fake = FakeEtcd::start();
+    let tmp = Tmp::new("hb");
+    tmp.write("ready\ngenerate=ready\n");
+    let file = tmp.file_str();
+    let url = fake.url();
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_READY_FILE", file.as_str()),
+            ("HEALTHD_REGISTER", "on"),
+            ("ETCD_ENDPOINTS", url.as_str()),
+            ("ETCD_LEASE_TTL", TTL),
+            ("HEALTHD_HEARTBEAT_TIMEOUT", "1s"),
+        ],
+        &[],
+    );
+    let key = worker_key("dynamo", "backend", "generate", LEASE_IDS[0]);
+    poll("registered", || fake.key(&key).is_some());
+    poll("not live without a heartbeat", || {
+        metric(&h, "healthd_live").as_deref() == Some("0")
+    });
+    poll("the key deleted while not live", || {
+        fake.key(&key).is_none()
+    });
+    let (code, _, err) = run(
+        &[("HEALTHD_READY_FILE", file.as_str())],
+        &["set", "--heartbeat"],
+    );
+    assert_eq!(code, 0, "{err}");
+    poll("registered again after the heartbeat", || {
+        fake.key(&key).is_some()
+    });
+}
+
+/// SIGINT drains like SIGTERM: the lease is revoked.
+#[test]
+fn worker_revokes_its_lease_on_sigint() {
+    let fake = FakeEtcd::start();
+    let tmp = Tmp::new("sigint");
+    tmp.write("ready\ngenerate=ready\n");
+    let h = worker(&tmp, Some(&fake));
+    poll("registered", || registered(&fake));
+    h.signal(libc::SIGINT);
+    poll("the lease revoked", || {
+        sent(&fake, "/v3/lease/revoke", |b| {
+            int(field(b, "ID")) == Some(LEASE_IDS[0])
+        }) == 1
+    });
+    assert!(fake.keys().is_empty());
+}
+
+/// With a user login the worker authenticates, sends the token on every call, and logs in again
+/// when the token expires, keeping its lease.
+#[test]
+fn worker_authenticates_and_renews_an_expired_token() {
+    let fake = FakeEtcd::start();
+    fake.require_auth("root", "s3cret");
+    let tmp = Tmp::new("auth");
+    tmp.write("ready\ngenerate=ready\n");
+    let file = tmp.file_str();
+    let url = fake.url();
+    let env = [
+        ("HEALTHD_READY_FILE", file.as_str()),
+        ("HEALTHD_REGISTER", "on"),
+        ("ETCD_ENDPOINTS", url.as_str()),
+        ("ETCD_LEASE_TTL", TTL),
+        ("ETCD_AUTH_USERNAME", "root"),
+        ("ETCD_AUTH_PASSWORD", "s3cret"),
+    ];
+    let h = Healthd::start(&env, &[]);
+    poll("registered", || registered(&fake));
+    let logins = fake.requests_to("/v3/auth/authenticate");
+    assert!(!logins.is_empty());
+    assert_eq!(
+        (
+            logins[0].body["name"].as_str(),
+            logins[0].body["password"].as_str()
+        ),
+        (Some("root"), Some("s3cret"))
+    );
+    assert!(
+        fake.requests_to("/v3/kv/txn").iter().all(|r| r
+            .header("authorization")
+            .is_some_and(|t| t.starts_with("fake."))),
+        "the token on every txn"
+    );
+
+    fake.expire_tokens();
+    let issued = fake.tokens_issued();
+    poll("a new token", || fake.tokens_issued() > issued);
+    // Still the same lease, and flips still reach etcd.
+    let (code, _, err) = run(
+        &[("HEALTHD_READY_FILE", file.as_str())],
+        &["set", "generate", "notready"],
+    );
+    assert_eq!(code, 0, "{err}");
+    poll("the key deleted", || fake.keys().is_empty());
+    let (code, _, err) = run(
+        &[("HEALTHD_READY_FILE", file.as_str())],
+        &["set", "generate", "ready"],
+    );
+    assert_eq!(code, 0, "{err}");
+    poll("registered again", || registered(&fake));
+    assert_eq!(fake.granted(), 1, "the lease outlived the token");
+    assert_eq!(h.get("/health").status, 200);
+    assert!(
+        !h.stderr().contains("s3cret"),
+        "the password is logged: {}",
+        h.stderr()
+    );
+}
+
+/// A wrong password: local health as usual, nothing registered, the process keeps trying.
+#[test]
+fn worker_with_a_wrong_password_keeps_serving() {
+    let fake = FakeEtcd::start();
+    fake.require_auth("root", "s3cret");
+    let tmp = Tmp::new("badauth");
+    tmp.write("ready\ngenerate=ready\n");
+    let file = tmp.file_str();
+    let url = fake.url();
+    let mut h = Healthd::start(
+        &[
+            ("HEALTHD_READY_FILE", file.as_str()),
+            ("HEALTHD_REGISTER", "on"),
+            ("ETCD_ENDPOINTS", url.as_str()),
+            ("ETCD_LEASE_TTL", TTL),
+            ("ETCD_AUTH_USERNAME", "root"),
+            ("ETCD_AUTH_PASSWORD", "wrong-pw"),
+        ],
+        &[],
+    );
+    poll("two login attempts", || {
+        fake.requests_to("/v3/auth/authenticate").len() >= 2
+    });
+    assert!(fake.keys().is_empty());
+    assert_eq!(h.get("/health").status, 200);
+    assert!(h.child.try_wait().unwrap().is_none());
+    assert!(
+        !h.stderr().contains("wrong-pw"),
+        "the password is logged: {}",
+        h.stderr()
+    );
 }
 
 /// The lease vanishes behind healthd's back (expired in a partition, revoked by someone else):
@@ -1475,6 +1678,63 @@ fn frontend_fails_over_from_a_hung_first_member() {
     put_one(&fake, "generate", 0x2b);
     until_health(&h, &healthy(&[0x2b, ID_A]));
     assert!(!hung.requests().is_empty(), "the first member was tried");
+}
+
+/// The frontend logs in too; an expired token is renewed and the list keeps following etcd.
+#[test]
+fn frontend_authenticates_and_renews_an_expired_token() {
+    let fake = FakeEtcd::start();
+    fake.require_auth("reader", "pw");
+    put_one(&fake, "generate", ID_A);
+    let url = fake.url();
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_ROLE", "frontend"),
+            ("DYN_HTTP_PORT", "0"),
+            ("ETCD_ENDPOINTS", url.as_str()),
+            ("ETCD_LEASE_TTL", TTL),
+            ("ETCD_AUTH_USERNAME", "reader"),
+            ("ETCD_AUTH_PASSWORD", "pw"),
+        ],
+        &[],
+    );
+    until_health(&h, &healthy(&[ID_A]));
+    fake.expire_tokens();
+    let issued = fake.tokens_issued();
+    poll("a new token", || fake.tokens_issued() > issued);
+    put_one(&fake, "generate", 0x2b);
+    until_health(&h, &healthy(&[0x2b, ID_A]));
+    // Confirmations keep succeeding with the new token: never unavailable over a TTL.
+    let end = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < end {
+        assert_eq!(h.get("/health").body, healthy(&[0x2b, ID_A]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A wrong password on the frontend: unavailable (never synced), /live as always.
+#[test]
+fn frontend_with_a_wrong_password_is_unavailable() {
+    let fake = FakeEtcd::start();
+    fake.require_auth("reader", "pw");
+    put_one(&fake, "generate", ID_A);
+    let url = fake.url();
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_ROLE", "frontend"),
+            ("DYN_HTTP_PORT", "0"),
+            ("ETCD_ENDPOINTS", url.as_str()),
+            ("ETCD_LEASE_TTL", TTL),
+            ("ETCD_AUTH_USERNAME", "reader"),
+            ("ETCD_AUTH_PASSWORD", "nope"),
+        ],
+        &[],
+    );
+    poll("discovery unavailable", || {
+        assert_live(&h);
+        is_unavailable(&h.get("/health").body)
+    });
+    assert_unavailable(&h.get("/health").body);
 }
 
 /// Keys that stop parsing later (an update by another writer) drop out of the list.
