@@ -520,6 +520,15 @@ fn valid_etcd_values_start() {
         &[],
     );
     assert_eq!(h.get("/live").body, LIVE);
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_ROLE", "frontend"),
+            ("DYN_HTTP_PORT", "0"),
+            ("HEALTHD_REGISTER", "off"),
+        ],
+        &[],
+    );
+    assert_eq!(h.get("/health").body, NONE);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -958,6 +967,44 @@ fn worker_registers_only_when_overall_ready_and_uses_namespace_and_component() {
     // SIGUSR2: everything not ready, every key goes.
     h.signal(libc::SIGUSR2);
     poll("no keys after SIGUSR2", || fake.keys().is_empty());
+}
+
+/// SIGTERM while etcd hangs: the revoke has its deadline; the drain ends on time with exit 0, and
+/// a second SIGTERM still exits at once.
+#[test]
+fn worker_drains_on_time_while_etcd_hangs() {
+    for second in [false, true] {
+        let fake = FakeEtcd::start();
+        let tmp = Tmp::new(&format!("hang-{second}"));
+        tmp.write("ready\ngenerate=ready\n");
+        let file = tmp.file_str();
+        let url = fake.url();
+        let grace = if second { "1h" } else { "300ms" };
+        let mut h = Healthd::start(
+            &[
+                ("HEALTHD_READY_FILE", file.as_str()),
+                ("HEALTHD_REGISTER", "on"),
+                ("ETCD_ENDPOINTS", url.as_str()),
+                ("ETCD_LEASE_TTL", TTL),
+                ("HEALTHD_SHUTDOWN_GRACE", grace),
+            ],
+            &[],
+        );
+        poll("registered", || registered(&fake));
+        fake.set_fault(Fault::Silent);
+        h.signal(libc::SIGTERM);
+        if second {
+            poll("draining", || h.get("/health").status == 503);
+            h.signal(libc::SIGTERM);
+        }
+        let status = h.wait_exit(Duration::from_secs(4));
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "second SIGTERM: {second}\nstderr:\n{}",
+            h.stderr()
+        );
+    }
 }
 
 /// etcd silent for less than the TTL: the worker keeps its lease and its key.
@@ -1457,6 +1504,47 @@ fn frontend_follows_watch_events() {
     put_one(&fake, "generate", 0x2c);
     until_health(&h, &healthy(&[0x2c]));
     assert_eq!(metric(&h, "healthd_etcd_instances").as_deref(), Some("1"));
+    // An update of a known key replaces its instance; a transport is shown as found (compact,
+    // its own field order kept).
+    fake.put(
+        "v1/instances/dynamo/backend/generate/2c",
+        r#"{"type":"Endpoint","component":"backend","endpoint":"generate","namespace":"dynamo","instance_id":44,"transport":{"tcp": {"port": 9000, "host": "10.0.0.9", "tags": ["b", "a"], "tls": false, "x": null}},"device_type":"cuda"}"#,
+    );
+    until_health(
+        &h,
+        concat!(
+            r#"{"endpoints":["dyn://dynamo.backend.generate"],"instances":[{"component":"backend","device_type":"cuda","endpoint":"generate","instance_id":44,"namespace":"dynamo","#,
+            r#""transport":{"tcp":{"port":9000,"host":"10.0.0.9","tags":["b","a"],"tls":false,"x":null}}}],"status":"healthy"}"#
+        ),
+    );
+}
+
+/// A worker and a frontend on one etcd: the frontend lists exactly what the worker registered,
+/// and the worker's SIGTERM (one revoke, every key deleted in one watch event) empties the list.
+#[test]
+fn a_frontend_lists_what_a_worker_registers() {
+    let fake = FakeEtcd::start();
+    let tmp = Tmp::new("e2e");
+    tmp.write("ready\ngenerate=ready\nprefill=ready\nclear_kv_blocks=ready\n");
+    let w = worker(&tmp, Some(&fake));
+    let f = frontend(&fake.url());
+    let id = LEASE_IDS[0] as u64;
+    let want = format!(
+        r#"{{"endpoints":["dyn://dynamo.backend.clear_kv_blocks","dyn://dynamo.backend.generate","dyn://dynamo.backend.prefill"],"instances":[{},{},{}],"status":"healthy"}}"#,
+        one("clear_kv_blocks", id),
+        one("generate", id),
+        one("prefill", id)
+    );
+    until_health(&f, &want);
+    tmp.write("ready\ngenerate=ready\nprefill=notready\nclear_kv_blocks=ready\n");
+    let want = format!(
+        r#"{{"endpoints":["dyn://dynamo.backend.clear_kv_blocks","dyn://dynamo.backend.generate"],"instances":[{},{}],"status":"healthy"}}"#,
+        one("clear_kv_blocks", id),
+        one("generate", id),
+    );
+    until_health(&f, &want);
+    w.signal(libc::SIGTERM);
+    until_health(&f, NONE);
 }
 
 #[test]
@@ -1583,6 +1671,12 @@ fn frontend_outage(fault: Fault) {
     assert_unavailable(&h.get("/health").body);
     wait_metric(&h, "healthd_etcd_connected", "0");
     assert!(h.child.try_wait().is_ok_and(|s| s.is_none()));
+    // The metric agrees with the message: not confirmed for longer than the TTL.
+    let age: f64 = metric(&h, "healthd_etcd_sync_age_seconds")
+        .expect("sync age after a sync")
+        .parse()
+        .unwrap();
+    assert!(age >= 1.9, "sync age {age} while unavailable");
 
     // Back, with what changed meanwhile.
     fake.delete(&format!("v1/instances/dynamo/backend/generate/{ID_A:x}"));
@@ -1659,7 +1753,8 @@ fn frontend_with_every_member_down_is_unavailable_and_live() {
 fn frontend_fails_over_from_a_dead_first_member() {
     let fake = FakeEtcd::start();
     put_one(&fake, "generate", ID_A);
-    let list = format!("http://127.0.0.1:{},{}", dead_port(), fake.url());
+    // Spaces around items are ignored.
+    let list = format!(" http://127.0.0.1:{} , {} ", dead_port(), fake.url());
     let h = frontend(&list);
     until_health(&h, &healthy(&[ID_A]));
     put_one(&fake, "generate", 0x2b);
