@@ -3,17 +3,18 @@
 # fresh random seeds until SECONDS_PER_TARGET (default 600) have passed, one core, and reports the
 # cases run. cargo test runs the same properties briefly; cargo fuzz would need nightly.
 #
-#   scripts/fuzz.sh heads|config|json|file [seconds]
+#   scripts/fuzz.sh heads|config|json|file|dns [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?usage: scripts/fuzz.sh heads|config|json|file [seconds]}
+target=${1:?usage: scripts/fuzz.sh heads|config|json|file|dns [seconds]}
 secs=${2:-600}
 case $target in
   heads) filters=(fuzz::request_heads fuzz::raw_bytes fuzz::split_reads) ;;
   config) filters=(fuzz::config_load fuzz::ports fuzz::endpoint_lists fuzz::paths fuzz::durations fuzz::one_edit_apart) ;;
   json) filters=(fuzz::json_agrees_with_serde_json fuzz::json_reads_what_serde_json_writes) ;;
   file) filters=(fuzz::readiness_file_never_panics fuzz::readiness_file_reads_what_it_says fuzz::set_always_writes_a_readable_file) ;;
-  *) echo "fuzz.sh: unknown target $target (heads, config, json or file)" >&2; exit 2 ;;
+  dns) filters=(fuzz::dns_answer fuzz::resolver_files) ;;
+  *) echo "fuzz.sh: unknown target $target (heads, config, json, file or dns)" >&2; exit 2 ;;
 esac
 per=${PROPTEST_CASES:-20000}
 cargo test --release --quiet --bin healthd --no-run

@@ -1,8 +1,10 @@
 //! Property tests (proptest) over everything that parses outside input: request heads
 //! ([`http::codec::answer`]), the configuration ([`config::load`] and its parsers), the readiness
 //! file ([`file::parse`] and `healthd set`'s [`file::edit`]) and the JSON that `healthd status`
-//! and etcd's gateway answers are read with ([`json::parse`], held to serde_json's verdicts), and
-//! the etcd gateway's wire format ([`wire`]: watch lines, answers, instance keys, base64). `cargo test`
+//! and etcd's gateway answers are read with ([`json::parse`], held to serde_json's verdicts), the
+//! etcd gateway's wire format ([`wire`]: watch lines, answers, instance keys, base64), and the DNS
+//! answers, hosts file and resolv.conf of the name resolver ([`resolve::parse_answer`] and
+//! friends). `cargo test`
 //! runs a modest number of cases; a long run sets `PROPTEST_CASES` (see README, "Fuzzing").
 //! Any input a run finds that breaks a property is kept below as a regression case.
 
@@ -12,6 +14,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use crate::config::{self, check_endpoint_name, parse_duration, parse_endpoint_list};
+use crate::discovery::resolve::tests::{Act, reply};
+use crate::discovery::resolve::{self, TYPE_A, TYPE_AAAA};
 use crate::http::codec::{self, MAX_HEAD, Progress};
 use crate::json::{self, Json};
 use crate::source::file::{self, Declared};
@@ -730,5 +734,114 @@ proptest! {
         if let Some(b) = wire::unbase64(&text) {
             prop_assert_eq!(wire::base64(&b), text);
         }
+    }
+}
+
+// ---- DNS answers, the hosts file and resolv.conf ------------------------------------------------
+
+const NAME_PIECES: &[&str] = &[
+    "nameserver",
+    "search",
+    "domain",
+    "options",
+    "ndots:",
+    "timeout:",
+    "attempts:",
+    "5",
+    "99",
+    "4294967296",
+    "10.96.0.10",
+    "::1",
+    "fe80::1%eth0",
+    "etcd-0",
+    "etcd-0.etcd",
+    ".",
+    " ",
+    "\t",
+    "\n",
+    "\r\n",
+    "#",
+    ";",
+    ":",
+];
+
+/// A valid reply to the question (`0x1234`, `etcd.ns`, `qtype`): addresses, a CNAME, or an
+/// rcode; with its type, and the rcode and addresses it carries.
+fn valid_answer() -> impl Strategy<Value = (Vec<u8>, u16, u8, Vec<std::net::IpAddr>)> {
+    let addrs = proptest::collection::vec(any::<[u8; 4]>(), 0..4).prop_map(|v| {
+        let mut ips: Vec<std::net::IpAddr> = v.iter().map(|b| (*b).into()).collect();
+        ips.push("fd00::1".parse().unwrap());
+        ips
+    });
+    let act = prop_oneof![
+        addrs.clone().prop_map(Act::Records),
+        addrs.prop_map(|a| Act::Cname("etcd-0.etcd.ns", a)),
+        (0u8..16).prop_map(Act::Rcode),
+    ];
+    (act, proptest::sample::select(&[TYPE_A, TYPE_AAAA][..])).prop_map(|(act, qtype)| {
+        let q = resolve::build_query(0x1234, "etcd.ns", qtype).unwrap();
+        let (rcode, addrs) = match &act {
+            Act::Records(a) | Act::Cname(_, a) => (0, a.clone()),
+            Act::Rcode(r) => (*r, Vec::new()),
+            Act::Silent => unreachable!(),
+        };
+        let addrs = addrs
+            .into_iter()
+            .filter(|ip| ip.is_ipv4() == (qtype == TYPE_A))
+            .collect();
+        (reply(&q, &act).unwrap(), qtype, rcode, addrs)
+    })
+}
+
+proptest! {
+    #[test]
+    fn dns_answer_never_panics_on_raw_bytes(
+        mut p in proptest::collection::vec(any::<u8>(), 0..600),
+        ours in any::<bool>(),
+        qtype in proptest::sample::select(&[TYPE_A, TYPE_AAAA][..]),
+    ) {
+        if ours && p.len() >= 6 {
+            // Our id, a reply, one question: past the header checks into the names.
+            p[..6].copy_from_slice(&[0x12, 0x34, 0x81, 0x80, 0, 1]);
+        }
+        let _ = resolve::parse_answer(&p, 0x1234, "etcd.ns", qtype);
+    }
+
+    /// Any valid reply, with a few bytes changed and maybe cut short: no panic, and never more
+    /// addresses than the packet has room for.
+    #[test]
+    fn dns_answer_never_panics_on_mutated_answers(
+        (mut p, qtype, _, _) in valid_answer(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        cut in proptest::option::of(any::<prop::sample::Index>()),
+    ) {
+        for (at, byte) in edits {
+            let at = at.index(p.len());
+            p[at] = byte;
+        }
+        if let Some(cut) = cut {
+            p.truncate(cut.index(p.len() + 1));
+        }
+        if let Ok(a) = resolve::parse_answer(&p, 0x1234, "etcd.ns", qtype) {
+            prop_assert!(a.addrs.len() * 4 <= p.len());
+        }
+    }
+
+    /// What a server writes is read back: the addresses of the asked type, in order.
+    #[test]
+    fn dns_answer_reads_what_a_server_writes((p, qtype, rcode, addrs) in valid_answer()) {
+        let a = resolve::parse_answer(&p, 0x1234, "etcd.ns", qtype).unwrap();
+        prop_assert_eq!((a.rcode, a.truncated, a.addrs), (rcode, false, addrs));
+    }
+
+    #[test]
+    fn resolver_files_never_panic(input in joined(NAME_PIECES), name in "[a-z.-]{0,12}") {
+        let text = String::from_utf8_lossy(&input);
+        let c = resolve::parse_resolv_conf(&text);
+        prop_assert!(c.servers.len() <= 3 && c.ndots <= 15);
+        prop_assert!((1..=5).contains(&c.timeout) && (1..=5).contains(&c.attempts));
+        let _ = resolve::hosts_lookup(&text, &name);
+        let names = resolve::candidates(&name, &c.search, c.ndots);
+        prop_assert!(names.len() <= c.search.len() + 1);
     }
 }

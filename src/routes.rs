@@ -255,7 +255,7 @@ impl Router {
                 Head::new(404, JSON)
             }
             Route::FrontendHealth => match &views.cluster {
-                Some(c) => frontend::cluster_health(&discovery::lock(c), now, body),
+                Some(c) => frontend::cluster_health(&mut discovery::lock(c), now, body),
                 None => frontend::health(state, &self.names, body),
             },
             Route::FrontendLive => frontend::live(state, body),

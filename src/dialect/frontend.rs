@@ -133,10 +133,9 @@ fn unhealthy(message: &str, body: &mut Vec<u8>) -> Head {
     Head::new(200, JSON)
 }
 
-/// `/health` from the cluster view: the registered instances, or why there are none to show.
-/// Written by hand: `transport` is re-emitted as etcd holds it, and 10,000 instances render
-/// without a serde tree in between.
-pub fn cluster_health(cluster: &Cluster, now: Instant, body: &mut Vec<u8>) -> Head {
+/// `/health` from the cluster view: the registered instances, or why there are none to show. The
+/// healthy body is rendered once per change of the list and kept with it.
+pub fn cluster_health(cluster: &mut Cluster, now: Instant, body: &mut Vec<u8>) -> Head {
     if !cluster.in_sync(now) {
         let (since, why) = cluster.unavailable_since();
         let secs = since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -146,10 +145,19 @@ pub fn cluster_health(cluster: &Cluster, now: Instant, body: &mut Vec<u8>) -> He
         );
         return unhealthy(&message, body);
     }
-    let all = cluster.sorted();
-    if all.is_empty() {
+    if cluster.len() == 0 {
         return unhealthy("No endpoints available", body);
     }
+    if cluster.rendered.is_none() {
+        cluster.rendered = Some(render(&cluster.sorted()));
+    }
+    body.extend_from_slice(cluster.rendered.as_deref().unwrap_or_default());
+    Head::new(200, JSON)
+}
+
+/// The healthy body. Written by hand: `transport` is re-emitted as etcd holds it, and 10,000
+/// instances render without a serde tree in between.
+fn render(all: &[&crate::discovery::wire::Instance]) -> Vec<u8> {
     let mut out = String::with_capacity(64 + all.len() * 200);
     out.push_str("{\"endpoints\":[");
     let mut names: Vec<String> = all
@@ -187,8 +195,7 @@ pub fn cluster_health(cluster: &Cluster, now: Instant, body: &mut Vec<u8>) -> He
         out.push('}');
     }
     out.push_str("],\"status\":\"healthy\"}");
-    body.extend_from_slice(out.as_bytes());
-    Head::new(200, JSON)
+    out.into_bytes()
 }
 
 /// `dyn://{namespace}.{component}.{endpoint}`.
@@ -219,7 +226,7 @@ mod tests {
         );
         let mut b = Vec::new();
         check(
-            cluster_health(&c, t0, &mut b),
+            cluster_health(&mut c, t0, &mut b),
             &b,
             200,
             r#"{"instances":[],"message":"Discovery unavailable since 2026-11-23T12:34:56Z (not connected to etcd yet)","status":"unhealthy"}"#,
@@ -239,7 +246,7 @@ mod tests {
         c.confirm(t0, SystemTime::now());
         b.clear();
         check(
-            cluster_health(&c, t0, &mut b),
+            cluster_health(&mut c, t0, &mut b),
             &b,
             200,
             concat!(
@@ -250,12 +257,12 @@ mod tests {
             ),
         );
         b.clear();
-        cluster_health(&c, t0 + Duration::from_secs(11), &mut b);
+        cluster_health(&mut c, t0 + Duration::from_secs(11), &mut b);
         assert!(String::from_utf8_lossy(&b).contains("Discovery unavailable since "));
         c.replace(vec![]);
         b.clear();
         check(
-            cluster_health(&c, t0, &mut b),
+            cluster_health(&mut c, t0, &mut b),
             &b,
             200,
             r#"{"instances":[],"message":"No endpoints available","status":"unhealthy"}"#,

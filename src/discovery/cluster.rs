@@ -27,6 +27,9 @@ pub struct Cluster {
     connected: bool,
     /// Why the last attempt failed, for the `/health` message and logs.
     reason: String,
+    /// The healthy `/health` body of the current list, rendered once per change (the frontend
+    /// dialect fills it; every change of the list empties it).
+    pub rendered: Option<Vec<u8>>,
 }
 
 impl Cluster {
@@ -40,12 +43,14 @@ impl Cluster {
             started,
             connected: false,
             reason: "not connected to etcd yet".into(),
+            rendered: None,
         }
     }
 
     /// Replaces the list with a full range; returns one line per newly skipped key.
     pub fn replace(&mut self, kvs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
         self.instances.clear();
+        self.rendered = None;
         let before = std::mem::take(&mut self.bad);
         let mut lines = Vec::new();
         for (k, v) in kvs {
@@ -58,6 +63,7 @@ impl Cluster {
 
     /// Applies watch events in order; returns one line per newly skipped key.
     pub fn apply(&mut self, events: Vec<Event>) -> Vec<String> {
+        self.rendered = None;
         let mut lines = Vec::new();
         for (k, v) in events {
             match v {

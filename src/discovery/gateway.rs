@@ -425,3 +425,125 @@ impl Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A one-connection server that reads the request, then writes `pieces` with `pause` between.
+    fn serve(pieces: Vec<Vec<u8>>, pause: Duration) -> Gateway {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            for p in pieces {
+                if s.write_all(&p).is_err() {
+                    return;
+                }
+                std::thread::sleep(pause);
+            }
+        });
+        Gateway::new(&Etcd {
+            endpoints: vec![EtcdEndpoint {
+                host: "127.0.0.1".into(),
+                port,
+            }],
+            lease_ttl: 10,
+            auth: None,
+        })
+    }
+
+    #[test]
+    fn unary_answers_with_length_or_chunks() {
+        let mut g = serve(
+            vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\n{\"succeeded\":tr".to_vec(),
+                b"ue}".to_vec(),
+            ],
+            Duration::from_millis(20),
+        );
+        assert!(wire::succeeded(&g.call("/v3/kv/txn", "{}").unwrap()));
+        let mut g = serve(
+            vec![
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"ID\"\r\n".to_vec(),
+                b"6\r\n:\"42\"}\r\n0\r\n\r\n".to_vec(),
+            ],
+            Duration::from_millis(20),
+        );
+        assert_eq!(
+            wire::granted(&g.call("/v3/lease/grant", "{}").unwrap()).unwrap(),
+            42
+        );
+        let mut g = serve(
+            vec![b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 43\r\n\r\n{\"error\":\"etcdserver: no leader\",\"code\":14}".to_vec()],
+            Duration::ZERO,
+        );
+        assert_eq!(
+            g.call("/v3/kv/range", "{}").unwrap_err().0,
+            "etcd: etcdserver: no leader"
+        );
+    }
+
+    #[test]
+    fn liars_are_refused_without_reading_everything() {
+        let big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 100 << 20);
+        let mut g = serve(vec![big.into_bytes()], Duration::ZERO);
+        assert!(
+            g.call("/v3/kv/range", "{}")
+                .unwrap_err()
+                .0
+                .contains("too large")
+        );
+        let mut g = serve(vec![b"garbage\r\n\r\n".to_vec()], Duration::ZERO);
+        assert!(
+            g.call("/v3/kv/range", "{}")
+                .unwrap_err()
+                .0
+                .contains("not an HTTP answer")
+        );
+        let mut g = serve(
+            vec![b"HTTP/1.1 200 OK\r\n".to_vec()],
+            Duration::from_secs(3),
+        );
+        let t = Instant::now();
+        assert!(
+            g.call("/v3/kv/range", "{}")
+                .unwrap_err()
+                .0
+                .contains("no answer within 1s")
+        );
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_watch_waits_mid_chunk_and_reads_on() {
+        let mut g = serve(
+            vec![
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+                b"a\r\n{\"a\":1}\n{\"".to_vec(),
+                b"\r\n5\r\nb\":2}\r\n".to_vec(),
+                b"2\r\n\n\n\r\n".to_vec(),
+                b"3\r\n{\"c".to_vec(),
+            ],
+            Duration::from_millis(150),
+        );
+        let mut s = g.watch(1).unwrap();
+        let soon = || Instant::now() + Duration::from_millis(50);
+        let mut lines = Vec::new();
+        let until = Instant::now() + Duration::from_secs(3);
+        loop {
+            match s.next_line(soon()) {
+                Ok(Some(l)) => lines.push(String::from_utf8(l).unwrap()),
+                Ok(None) => assert!(Instant::now() < until, "no progress"),
+                Err(e) => {
+                    assert_eq!(e.0, "the watch broke: the stream was cut");
+                    break;
+                }
+            }
+        }
+        assert_eq!(lines, vec!["{\"a\":1}", "{\"b\":2}"]);
+    }
+}
