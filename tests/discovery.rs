@@ -1761,6 +1761,156 @@ fn frontend_fails_over_from_a_dead_first_member() {
     until_health(&h, &healthy(&[0x2b, ID_A]));
 }
 
+/// The first member fails in `fault`; the frontend lists from the second, and follows it.
+fn frontend_fails_over_from(fault: Fault) {
+    let first = FakeEtcd::start();
+    first.set_fault(fault);
+    let fake = FakeEtcd::start();
+    put_one(&fake, "generate", ID_A);
+    let h = frontend(&format!("{},{}", first.url(), fake.url()));
+    until_health(&h, &healthy(&[ID_A]));
+    put_one(&fake, "generate", 0x2b);
+    until_health(&h, &healthy(&[0x2b, ID_A]));
+    assert!(!first.requests().is_empty(), "the first member was tried");
+}
+
+#[test]
+fn frontend_fails_over_from_a_first_member_without_leader() {
+    frontend_fails_over_from(Fault::NoLeader);
+}
+
+#[test]
+fn frontend_fails_over_from_a_first_member_answering_500() {
+    frontend_fails_over_from(Fault::Http500);
+}
+
+#[test]
+fn frontend_fails_over_from_a_first_member_answering_garbage() {
+    frontend_fails_over_from(Fault::Garbage);
+}
+
+#[test]
+fn frontend_fails_over_from_a_first_member_resetting() {
+    frontend_fails_over_from(Fault::Reset);
+}
+
+/// Two members with the same keys; the watched one loses its leader: the frontend moves to the
+/// other, ranges there and follows it.
+#[test]
+fn frontend_moves_to_the_next_member_when_the_watched_one_loses_its_leader() {
+    let (m1, m2) = (FakeEtcd::start(), FakeEtcd::start());
+    for m in [&m1, &m2] {
+        put_one(m, "generate", ID_A);
+    }
+    let h = frontend(&format!("{},{}", m1.url(), m2.url()));
+    until_health(&h, &healthy(&[ID_A]));
+    poll("watching the first member", || m1.watches_open() == 1);
+    m1.set_fault(Fault::NoLeader);
+    // Only the second member has the new key (the two fakes are not one cluster).
+    put_one(&m2, "generate", 0x2b);
+    until_health(&h, &healthy(&[0x2b, ID_A]));
+    poll("watching the second member", || m2.watches_open() == 1);
+}
+
+/// The worker's member loses its leader: it fails over and registers on the next member.
+#[test]
+fn worker_moves_to_the_next_member_when_its_member_loses_its_leader() {
+    let (m1, m2) = (FakeEtcd::start(), FakeEtcd::start());
+    let tmp = Tmp::new("wnoleader");
+    tmp.write("ready\ngenerate=ready\n");
+    let file = tmp.file_str();
+    let list = format!("{},{}", m1.url(), m2.url());
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_READY_FILE", file.as_str()),
+            ("HEALTHD_REGISTER", "on"),
+            ("ETCD_ENDPOINTS", list.as_str()),
+            ("ETCD_LEASE_TTL", TTL),
+        ],
+        &[],
+    );
+    poll("registered on the first member", || registered(&m1));
+    m1.set_fault(Fault::NoLeader);
+    poll("registered on the second member", || registered(&m2));
+    assert_eq!(h.get("/health").status, 200);
+}
+
+/// A worker whose first member fails in `fault` registers through the second.
+fn worker_fails_over_from(fault: Fault) {
+    let first = FakeEtcd::start();
+    first.set_fault(fault);
+    let fake = FakeEtcd::start();
+    let tmp = Tmp::new(&format!("wfo-{fault:?}"));
+    tmp.write("ready\ngenerate=ready\n");
+    let file = tmp.file_str();
+    let list = format!("{},{}", first.url(), fake.url());
+    let h = Healthd::start(
+        &[
+            ("HEALTHD_READY_FILE", file.as_str()),
+            ("HEALTHD_REGISTER", "on"),
+            ("ETCD_ENDPOINTS", list.as_str()),
+            ("ETCD_LEASE_TTL", TTL),
+        ],
+        &[],
+    );
+    poll("registered through the second member", || registered(&fake));
+    assert!(!first.requests().is_empty(), "the first member was tried");
+    assert_eq!(h.get("/health").status, 200);
+}
+
+#[test]
+fn worker_fails_over_from_a_first_member_without_leader() {
+    worker_fails_over_from(Fault::NoLeader);
+}
+
+#[test]
+fn worker_fails_over_from_a_hung_first_member() {
+    worker_fails_over_from(Fault::Silent);
+}
+
+#[test]
+fn worker_fails_over_from_a_first_member_answering_500() {
+    worker_fails_over_from(Fault::Http500);
+}
+
+/// A key deleted behind the worker's back (an operator's `etcdctl del`, a restore) while its
+/// lease lives on: "a key exists exactly while its endpoint is ready", so it comes back.
+#[test]
+#[ignore = "deviation (interface: a key exists exactly while its endpoint is ready): the registrar \
+            trusts its own memory of confirmed keys (register.rs `confirmed`), so a key deleted \
+            by someone else while the lease lives is never written again; keepalives continue"]
+fn worker_restores_a_key_deleted_behind_its_back() {
+    let fake = FakeEtcd::start();
+    let tmp = Tmp::new("foreigndel");
+    tmp.write("ready\ngenerate=ready\n");
+    let _h = worker(&tmp, Some(&fake));
+    let key = worker_key("dynamo", "backend", "generate", LEASE_IDS[0]);
+    poll("registered", || fake.key(&key).is_some());
+    fake.delete(&key);
+    poll("the key written again", || fake.key(&key).is_some());
+    assert!(registered(&fake));
+}
+
+/// A watch that stays open but stops delivering (a stuck member, a buffering proxy) while the
+/// member answers ranges: the frontend must not show a stale list as in sync for ever; within
+/// a few TTLs it shows the new key (or says the list is unavailable).
+#[test]
+#[ignore = "beyond the interface's letter: the TTL/3 count-only confirmation checks only that the \
+            member answers, not that the watch still delivers; its count (here 2, the list has 1) \
+            is ignored, so a stalled stream shows a stale list as healthy for ever"]
+fn frontend_does_not_trust_a_stalled_watch_for_ever() {
+    let fake = FakeEtcd::start();
+    put_one(&fake, "generate", ID_A);
+    let h = frontend(&fake.url());
+    until_health(&h, &healthy(&[ID_A]));
+    fake.set_fault(Fault::StallWatch);
+    put_one(&fake, "generate", 0x2b);
+    poll("the new key or unavailable", || {
+        let body = h.get("/health").body;
+        body == healthy(&[0x2b, ID_A]) || is_unavailable(&body)
+    });
+}
+
 #[test]
 fn frontend_fails_over_from_a_hung_first_member() {
     let hung = FakeEtcd::start();

@@ -47,6 +47,13 @@ pub enum Fault {
     LeaseGone,
     /// Every full range answer also carries keys whose key or value does not parse.
     BadRange,
+    /// A member without a leader: unary calls answer 503 "etcdserver: no leader"; streaming
+    /// calls (watch, keepalive) answer 200 with one streamed error line, as the gateway does,
+    /// and open watch streams get that line and end.
+    NoLeader,
+    /// Open and new watch streams stay open but deliver nothing after `created` (a stuck
+    /// member, or a proxy that buffers the stream); every other call answers normally.
+    StallWatch,
 }
 
 /// A request the fake received: the path, the JSON body (`Null` when not JSON), the raw body,
@@ -869,6 +876,18 @@ fn serve(s: &Shared, mut conn: TcpStream) -> io::Result<()> {
                 let (status, v) = etcd_error(500, 2, "etcdserver: request timed out");
                 respond(&mut conn, status, &v.to_string())?;
             }
+            Fault::NoLeader if req.path == "/v3/watch" || req.path == "/v3/lease/keepalive" => {
+                conn.write_all(CHUNKED_HEAD)?;
+                chunk(&mut conn, NO_LEADER_LINE)?;
+                conn.write_all(b"0\r\n\r\n")?;
+                if req.open_body {
+                    return Ok(());
+                }
+            }
+            Fault::NoLeader => {
+                let (status, v) = etcd_error(503, 14, "etcdserver: no leader");
+                respond(&mut conn, status, &v)?;
+            }
             _ if req.method != "POST" => {
                 let (status, v) = etcd_error(405, 12, "Method Not Allowed");
                 respond(&mut conn, status, &v.to_string())?;
@@ -1209,6 +1228,9 @@ fn txn(st: &mut Store, req: &Value, fault: Fault) -> (u16, String) {
     (200, o.done())
 }
 
+/// A streaming call's error as the gateway streams it (HTTP 200, then this line).
+const NO_LEADER_LINE: &str = r#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}}"#;
+
 const CHUNKED_HEAD: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
 
@@ -1323,6 +1345,10 @@ fn watch_stream(s: &Shared, conn: &mut TcpStream, req: &Value) -> io::Result<()>
         match fault {
             Fault::Garbage => return conn.write_all(GARBAGE),
             Fault::Http500 | Fault::Reset => return Ok(()),
+            Fault::NoLeader => {
+                chunk(conn, NO_LEADER_LINE)?;
+                return conn.write_all(b"0\r\n\r\n");
+            }
             Fault::Huge => {
                 stream_huge(s, conn, true);
                 return Ok(());
@@ -1348,6 +1374,7 @@ fn watch_stream(s: &Shared, conn: &mut TcpStream, req: &Value) -> io::Result<()>
             _ => {}
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Msg::Line(_)) if lock(s).fault == Fault::StallWatch => {}
             Ok(Msg::Line(line)) => chunk(conn, &line)?,
             Ok(Msg::Cut(line)) => return cut(conn, &line),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -1648,6 +1675,12 @@ fn fake_fault_modes_behave_as_documented() {
         assert!(Instant::now() < end, "the huge answer never ended");
         std::thread::sleep(Duration::from_millis(5));
     }
+
+    fake.set_fault(Fault::NoLeader);
+    let (st, r) = post(a, "/v3/kv/range", prefix);
+    assert_eq!((st, r.contains(r#""code":14"#)), (503, true), "{r}");
+    let (st, r) = post(a, "/v3/lease/keepalive", r#"{"ID":"1"}"#);
+    assert_eq!((st, r.as_str()), (200, NO_LEADER_LINE));
 
     fake.set_fault(Fault::LeaseGone);
     let (_, g) = post(a, "/v3/lease/grant", r#"{"TTL":10}"#);
