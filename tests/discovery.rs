@@ -746,6 +746,34 @@ fn worker_survives_100_mb_bodies_in_bounded_memory() {
     assert!(faulty.child.try_wait().unwrap().is_none());
 }
 
+/// Fail before you serve: a worker that cannot bind exits 2 and never contacts etcd (no key for
+/// a healthd that never answered 200).
+#[test]
+fn worker_that_cannot_bind_exits_2_without_contacting_etcd() {
+    let fake = FakeEtcd::start();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let tmp = Tmp::new("nobind");
+    tmp.write("ready\ngenerate=ready\n");
+    let file = tmp.file_str();
+    let url = fake.url();
+    let (code, out, err) = run(
+        &[
+            ("DYN_SYSTEM_PORT", port.as_str()),
+            ("DYN_SYSTEM_HOST", "127.0.0.1"),
+            ("HEALTHD_READY_FILE", file.as_str()),
+            ("HEALTHD_REGISTER", "on"),
+            ("ETCD_ENDPOINTS", url.as_str()),
+            ("ETCD_LEASE_TTL", TTL),
+        ],
+        &[],
+    );
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert_eq!(fake.connections(), (0, 0));
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+}
+
 /// A worker with `ETCD_ENDPOINTS` but registration off never contacts etcd.
 #[test]
 fn worker_without_register_never_contacts_etcd() {
