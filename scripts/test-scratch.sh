@@ -12,8 +12,11 @@
 # and `healthd set` flip it (these wait for the host-process control issue: they print SKIPPED when
 # the binary has no `probe` / readiness file / `set`); as PID 1 it reaps an orphan; SIGTERM ends it
 # with exit 0 within the grace period and it keeps answering (not ready) meanwhile; a second SIGTERM
-# ends it at once; nothing was written outside the writable directory; and (strace) it opens no
-# file at start except the readiness file.
+# ends it at once; nothing was written outside the writable directory; (strace) it opens no
+# file at start except the readiness file; and (run 3, a root with only /etc/hosts and
+# /etc/resolv.conf added) `ETCD_ENDPOINTS` names resolve without NSS: a worker registers through a
+# search-list name answered by a DNS server the test starts, a frontend lists through a hosts-file
+# name (a real etcd from Debian's etcd-server, installed when missing).
 #
 # Needs root (CI runs as root); fails loudly when it cannot create the namespaces. Every wait polls
 # against a deadline.
@@ -85,6 +88,8 @@ chown "$NONROOT:$NONROOT" "$rundir"
 chmod 0755 "$root" "$root/run" "$root$READY_DIR"
 
 top_pid=""   # unshare (or strace) on the host
+run_root=""  # another root for start_healthd (run 3), else $root
+extra_env=() # more environment for start_healthd (run 3)
 hpid=""      # healthd (PID 1 inside), as the host numbers it
 port=""
 extra_pids=()
@@ -149,6 +154,8 @@ start_healthd() {
   [ "$mode" = plain ] && stdin=closed
   local env=(DYN_SYSTEM_HOST=127.0.0.1 DYN_SYSTEM_PORT=0 "HEALTHD_SHUTDOWN_GRACE=${GRACE_S}s")
   $have_file && env+=("HEALTHD_READY_FILE=$READY_FILE")
+  env+=("${extra_env[@]}")
+  local root=${run_root:-$root}
   # shellcheck disable=SC2054 # trace=%file,connect is one strace argument
   [ "$mode" = strace ] && prefix=(strace -f -qq -o "$work/strace.log" -e trace=%file,connect)
   healthd_log=$work/healthd-$mode.log
@@ -383,6 +390,99 @@ unexpected=$(printf '%s\n' "$paths" | awk -v d="$READY_DIR" '
 [ -z "$unexpected" ] || fail "healthd touched files outside $READY_DIR at run time:
 $unexpected"
 ok "no runtime files: healthd named only $(printf '%s\n' "$paths" | awk 'NF { print $2 }' | sort -u | tr '\n' ' ')"
+
+# --- run 3: etcd names in an empty root (issue 13) -------------------------------------------
+#
+# A static glibc binary cannot load NSS modules, so healthd resolves ETCD_ENDPOINTS names itself.
+# A second root holds only /healthd, /run/healthd and /etc/{hosts,resolv.conf} (as the kubelet and
+# Docker mount them into every container). A DNS server started here answers the search-list name;
+# the hosts file holds another. A worker registers through etcd-0.etcd (resolv.conf: search list
+# with ndots:5, as in a pod), and a frontend lists through etcd-hosts (the hosts file).
+
+if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
+  say "installing etcd-server etcd-client"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null ||
+    fail "cannot install etcd-server and etcd-client (Debian's packages) for the names check"
+fi
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+etcd_port=$(free_port)
+peer_port=$(free_port)
+etcd --name scratch --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
+  --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" --initial-cluster "scratch=http://127.0.0.1:$peer_port" \
+  >"$work/etcd.log" 2>&1 &
+extra_pids+=("$!")
+disown # killed by cleanup; no job report
+export ETCDCTL_API=3
+etcdctl_() { etcdctl --endpoints "http://127.0.0.1:$etcd_port" "$@"; }
+deadline=$(($(now_ms) + 20000))
+until etcdctl_ endpoint health >/dev/null 2>&1; do
+  [ "$(now_ms)" -lt "$deadline" ] || fail "etcd did not become healthy within 20s: $(tail -n 5 "$work/etcd.log")"
+  sleep 0.1
+done
+
+dns_addr=127.53.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)) # a loopback address of its own, port 53
+python3 scripts/dns-server.py --addr "$dns_addr" --port 53 --record etcd-0.etcd.default.svc.cluster.local=127.0.0.1 \
+  >"$work/dns.log" 2>&1 &
+extra_pids+=("$!")
+disown
+deadline=$(($(now_ms) + 10000))
+until grep -q "dns listening" "$work/dns.log"; do
+  [ "$(now_ms)" -lt "$deadline" ] || fail "the test DNS server did not start: $(cat "$work/dns.log")"
+  sleep 0.05
+done
+
+root3=$work/root3
+mkdir -p "$root3$READY_DIR" "$root3/etc"
+install -m 0555 "$bin" "$root3/healthd"
+printf 'nameserver %s\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n' "$dns_addr" >"$root3/etc/resolv.conf"
+printf '127.0.0.1 etcd-hosts\n' >"$root3/etc/hosts"
+chmod 0644 "$root3/etc/resolv.conf" "$root3/etc/hosts"
+run_root=$root3
+write_ready_file generate=ready
+extra_env=(HEALTHD_REGISTER=on "ETCD_ENDPOINTS=http://etcd-0.etcd:$etcd_port" ETCD_LEASE_TTL=3)
+start_healthd plain
+deadline=$(($(now_ms) + 5000))
+until keys=$(etcdctl_ get --prefix v1/instances/ --keys-only 2>/dev/null) && [ -n "$keys" ]; do
+  [ "$(now_ms)" -lt "$deadline" ] || fail "the worker in the empty root did not register through etcd-0.etcd (DNS search list) within 5s"
+  sleep 0.05
+done
+case $keys in
+  v1/instances/dynamo/backend/generate/*) ok "a worker in an empty root resolved etcd-0.etcd through resolv.conf's search list and registered ${keys%%$'\n'*}" ;;
+  *) fail "unexpected keys in etcd: $keys" ;;
+esac
+kill -TERM "$hpid"
+deadline=$(($(now_ms) + 3000))
+while [ -n "$(etcdctl_ get --prefix v1/instances/ --keys-only 2>/dev/null)" ]; do
+  [ "$(now_ms)" -lt "$deadline" ] || fail "SIGTERM did not revoke the worker's lease"
+  sleep 0.02
+done
+ok "SIGTERM revoked the lease: the key is gone"
+wait_exit "$top_pid" $((GRACE_S * 1000 + 3000))
+top_pid=""
+hpid=""
+
+lease=$(etcdctl_ lease grant 30 | awk '{ print $2 }')
+id=$((16#$lease))
+etcdctl_ put --lease "$lease" "v1/instances/dynamo/backend/generate/$lease" \
+  "{\"type\":\"Endpoint\",\"component\":\"backend\",\"endpoint\":\"generate\",\"namespace\":\"dynamo\",\"instance_id\":$id,\"transport\":{\"nats_tcp\":\"dynamo_backend.generate-$lease\"}}" >/dev/null
+extra_env=(HEALTHD_ROLE=frontend DYN_HTTP_PORT=0 "ETCD_ENDPOINTS=http://etcd-hosts:$etcd_port")
+start_healthd plain
+want="{\"endpoints\":[\"dyn://dynamo.backend.generate\"],\"instances\":[{\"component\":\"backend\",\"endpoint\":\"generate\",\"instance_id\":$id,\"namespace\":\"dynamo\",\"transport\":{\"nats_tcp\":\"dynamo_backend.generate-$lease\"}}],\"status\":\"healthy\"}"
+deadline=$(($(now_ms) + 5000))
+until [ "$(curl -s --max-time 2 "http://127.0.0.1:$port/health")" = "$want" ]; do
+  [ "$(now_ms)" -lt "$deadline" ] || fail "the frontend in the empty root did not list the instance through etcd-hosts (/etc/hosts): $(curl -s --max-time 2 "http://127.0.0.1:$port/health")"
+  sleep 0.05
+done
+ok "a frontend in an empty root resolved etcd-hosts through /etc/hosts and lists the instance etcdctl wrote"
+kill -KILL "$hpid"
+wait_exit "$top_pid" 3000
+top_pid=""
+hpid=""
+run_root=""
+extra_env=()
+rm -f "$rundir/ready"
+write_ready_file ready
 
 # --- nothing written outside the writable directory ------------------------------------------
 

@@ -2,8 +2,9 @@
 //! RFC 8259 parser into a small tree, and a compact writer of that tree.
 //!
 //! Doing this with serde_json's deserializer cost about 34 KB of the static binary (issue 6); this
-//! parser is a few hundred lines of straightforward code instead. The HTTP bodies are still
-//! written with serde_json; [`Json::write`] only re-emits a value read from etcd as found. A property test (`src/fuzz.rs`) holds this
+//! parser is a few hundred lines of straightforward code instead. The HTTP bodies are written
+//! with [`Object`] and [`write_str`] (serde was dropped for size, issue 13); [`Json::write`]
+//! re-emits a value read from etcd as found. A property test (`src/fuzz.rs`) holds this
 //! parser to serde_json's verdict on arbitrary input and to its tree on arbitrary documents.
 //!
 //! Numbers are kept as their text (the caller decides what it accepts); objects keep their
@@ -73,6 +74,47 @@ impl Json {
                 out.push('}');
             }
         }
+    }
+}
+
+/// A compact JSON object written member by member, keys in the order given: how the dialects
+/// write their bodies (a property test holds the string escaping to serde_json's).
+pub struct Object<'a> {
+    out: &'a mut String,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    pub fn new(out: &'a mut String) -> Object<'a> {
+        out.push('{');
+        Object { out, empty: true }
+    }
+
+    fn key(&mut self, key: &str) -> &mut String {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        write_str(key, self.out);
+        self.out.push(':');
+        self.out
+    }
+
+    /// A string member.
+    pub fn str(mut self, key: &str, value: &str) -> Object<'a> {
+        let out = self.key(key);
+        write_str(value, out);
+        self
+    }
+
+    /// A member whose value is JSON text already (a number, `true`, `[]`, an object).
+    pub fn raw(mut self, key: &str, value: &str) -> Object<'a> {
+        self.key(key).push_str(value);
+        self
+    }
+
+    pub fn end(self) {
+        self.out.push('}');
     }
 }
 

@@ -239,19 +239,10 @@ impl Router {
                 Head::new(404, TEXT)
             }
             Route::Engine => {
-                #[derive(serde::Serialize)]
-                struct NotFound<'a> {
-                    error: &'a str,
-                    message: String,
-                }
                 let message = format!("Route {path} not found");
-                write_json(
-                    body,
-                    &NotFound {
-                        error: "Route not found",
-                        message,
-                    },
-                );
+                write_json(body, |o| {
+                    o.str("error", "Route not found").str("message", &message)
+                });
                 Head::new(404, JSON)
             }
             Route::FrontendHealth => match &views.cluster {

@@ -4,8 +4,6 @@
 //! on the outbound route ("the sidecar is up, even if the app is not"), so healthd maps outbound to
 //! live (not draining) and the plain route to the overall readiness.
 
-use serde::Serialize;
-
 use super::{Head, JSON, write_json};
 use crate::state::Liveness;
 use crate::state::State;
@@ -18,9 +16,7 @@ pub fn matches(path: &str) -> bool {
     path == HEALTHZ || path == OUTBOUND
 }
 
-/// Dapr's error body.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+/// Dapr's error body: `{"errorCode":...,"message":...}`.
 struct Error {
     error_code: &'static str,
     message: &'static str,
@@ -31,7 +27,10 @@ fn answer(healthy: bool, error: Error, body: &mut Vec<u8>) -> Head {
         // 204 carries neither body nor content type (the codec writes neither).
         return Head::new(204, JSON);
     }
-    write_json(body, &error);
+    write_json(body, |o| {
+        o.str("errorCode", error.error_code)
+            .str("message", error.message)
+    });
     Head::new(500, JSON)
 }
 

@@ -6,37 +6,9 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
-use serde::ser::SerializeMap;
-
 use super::{Head, JSON, write_json};
 use crate::config::LiveMode;
 use crate::state::State;
-
-#[derive(Serialize)]
-struct Body<'a> {
-    status: &'static str,
-    uptime: Uptime,
-    endpoints: Endpoints<'a>,
-}
-
-#[derive(Serialize)]
-struct Uptime {
-    secs: u64,
-    nanos: u32,
-}
-
-struct Endpoints<'a>(&'a State);
-
-impl Serialize for Endpoints<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for (name, h) in self.0.endpoints() {
-            map.serialize_entry(name, h.as_str())?;
-        }
-        map.end()
-    }
-}
 
 /// The health answer: 200 when ready, 503 when not. A process that is not live (stale heartbeat,
 /// exited child) is not ready either.
@@ -63,17 +35,22 @@ pub fn live(state: &State, now: Instant, mode: LiveMode, body: &mut Vec<u8>) -> 
 
 fn render(state: &State, now: Instant, ready: bool, body: &mut Vec<u8>) {
     let up = state.uptime(now);
-    write_json(
-        body,
-        &Body {
-            status: if ready { "ready" } else { "notready" },
-            uptime: Uptime {
-                secs: up.as_secs(),
-                nanos: up.subsec_nanos(),
-            },
-            endpoints: Endpoints(state),
-        },
+    let uptime = format!(
+        "{{\"secs\":{},\"nanos\":{}}}",
+        up.as_secs(),
+        up.subsec_nanos()
     );
+    let mut endpoints = String::new();
+    let mut map = crate::json::Object::new(&mut endpoints);
+    for (name, h) in state.endpoints() {
+        map = map.str(name, h.as_str());
+    }
+    map.end();
+    write_json(body, |o| {
+        o.str("status", if ready { "ready" } else { "notready" })
+            .raw("uptime", &uptime)
+            .raw("endpoints", &endpoints)
+    });
 }
 
 #[cfg(test)]

@@ -16,12 +16,11 @@
 //! instance id is a full u64 derived from the `dyn://` name (FNV-1a, 64 bit), so it is the same on
 //! every start and for every replica that serves the same name.
 
-use serde::Serialize;
-
 use std::time::{Instant, UNIX_EPOCH};
 
-use super::{Head, JSON, write_json};
+use super::{Head, JSON};
 use crate::discovery::cluster::Cluster;
+use crate::discovery::wire::Instance;
 use crate::json::write_str;
 use crate::state::{Health, State};
 
@@ -34,102 +33,53 @@ pub struct Names {
 
 /// `/live`: the frontend is live until shutdown begins.
 pub fn live(state: &State, body: &mut Vec<u8>) -> Head {
-    let (status, code, message) = if state.draining() {
-        (503, "shutting_down", "Service is shutting down")
+    let (status, text): (u16, &[u8]) = if state.draining() {
+        (
+            503,
+            br#"{"status":"shutting_down","message":"Service is shutting down"}"#,
+        )
     } else {
-        (200, "live", "Service is live")
+        (200, br#"{"status":"live","message":"Service is live"}"#)
     };
-    #[derive(Serialize)]
-    struct Live {
-        status: &'static str,
-        message: &'static str,
-    }
-    write_json(
-        body,
-        &Live {
-            status: code,
-            message,
-        },
-    );
+    body.extend_from_slice(text);
     Head::new(status, JSON)
 }
 
-#[derive(Serialize)]
-struct Instance<'a> {
-    component: &'a str,
-    endpoint: &'a str,
-    instance_id: u64,
-    namespace: &'a str,
-    transport: Transport,
-}
-
-/// Dynamo's instances carry the NATS subject they are reached on; healthd reports the subject a
-/// Dynamo worker of that name and id would use, for clients that parse it.
-#[derive(Serialize)]
-struct Transport {
-    nats_tcp: String,
-}
-
-/// `/health`: the ready endpoints as `dyn://` names and instances; 200 either way.
+/// `/health`: the ready endpoints as `dyn://` names and instances; 200 either way. Each carries
+/// the NATS subject a Dynamo worker of that name and id would use, for clients that parse it.
 pub fn health(state: &State, names: &Names, body: &mut Vec<u8>) -> Head {
-    let ready: Vec<&str> = state
+    // `state.endpoints()` is sorted and unique, so the instances are in the cluster view's order.
+    let instances: Vec<Instance> = state
         .endpoints()
         .filter(|(_, h)| *h == Health::Ready)
-        .map(|(n, _)| n)
-        .collect();
-    if ready.is_empty() {
-        return unhealthy("No endpoints available", body);
-    }
-    #[derive(Serialize)]
-    struct Healthy<'a> {
-        endpoints: Vec<String>,
-        instances: Vec<Instance<'a>>,
-        status: &'static str,
-    }
-    // `state.endpoints()` is sorted and unique, so the names are too.
-    let endpoints = ready.iter().map(|e| dyn_name(names, e)).collect();
-    let instances = ready
-        .iter()
-        .map(|e| {
+        .map(|(e, _)| {
             let id = instance_id(&dyn_name(names, e));
             Instance {
-                component: &names.component,
-                endpoint: e,
+                namespace: names.namespace.clone(),
+                component: names.component.clone(),
+                endpoint: e.to_string(),
                 instance_id: id,
-                namespace: &names.namespace,
-                transport: Transport {
-                    nats_tcp: format!("{}_{}.{e}-{id:x}", names.namespace, names.component),
-                },
+                device_type: None,
+                transport: format!(
+                    "{{\"nats_tcp\":\"{}_{}.{e}-{id:x}\"}}",
+                    names.namespace, names.component
+                ),
             }
         })
         .collect();
-    write_json(
-        body,
-        &Healthy {
-            endpoints,
-            instances,
-            status: "healthy",
-        },
-    );
+    if instances.is_empty() {
+        return unhealthy("No endpoints available", body);
+    }
+    body.extend_from_slice(&render(&instances.iter().collect::<Vec<_>>()));
     Head::new(200, JSON)
 }
 
 /// `{"instances":[],"message":...,"status":"unhealthy"}`, 200 as Dynamo answers it.
 fn unhealthy(message: &str, body: &mut Vec<u8>) -> Head {
-    #[derive(Serialize)]
-    struct Unhealthy<'a> {
-        instances: [(); 0],
-        message: &'a str,
-        status: &'static str,
-    }
-    write_json(
-        body,
-        &Unhealthy {
-            instances: [],
-            message,
-            status: "unhealthy",
-        },
-    );
+    let mut out = String::from("{\"instances\":[],\"message\":");
+    write_str(message, &mut out);
+    out.push_str(",\"status\":\"unhealthy\"}");
+    body.extend_from_slice(out.as_bytes());
     Head::new(200, JSON)
 }
 
@@ -157,7 +107,7 @@ pub fn cluster_health(cluster: &mut Cluster, now: Instant, body: &mut Vec<u8>) -
 
 /// The healthy body. Written by hand: `transport` is re-emitted as etcd holds it, and 10,000
 /// instances render without a serde tree in between.
-fn render(all: &[&crate::discovery::wire::Instance]) -> Vec<u8> {
+fn render(all: &[&Instance]) -> Vec<u8> {
     let mut out = String::with_capacity(64 + all.len() * 200);
     out.push_str("{\"endpoints\":[");
     let mut names: Vec<String> = all

@@ -6,8 +6,6 @@
 //! `application/json` without a charset, because some clients parse the body). A model is an
 //! endpoint name; live = not draining; ready = the overall readiness.
 
-use serde::Serialize;
-
 use super::{Head, JSON, write_json};
 use crate::state::Liveness;
 use crate::state::{Health, State};
@@ -30,13 +28,8 @@ pub fn model_of(path: &str) -> Option<&str> {
     }
 }
 
-#[derive(Serialize)]
-struct Error<'a> {
-    error: &'a str,
-}
-
 fn error(status: u16, message: &str, body: &mut Vec<u8>) -> Head {
-    write_json(body, &Error { error: message });
+    write_json(body, |o| o.str("error", message));
     Head::new(status, JSON)
 }
 
@@ -71,14 +64,9 @@ pub fn ready(state: &State, live: Liveness, body: &mut Vec<u8>) -> Head {
 
 /// `GET /v2/models/{name}/ready`: 200 `{"name":...,"ready":true}`, 400 not ready, 404 unknown.
 pub fn model_ready(state: &State, name: &str, body: &mut Vec<u8>) -> Head {
-    #[derive(Serialize)]
-    struct Ready<'a> {
-        name: &'a str,
-        ready: bool,
-    }
     match state.endpoint(name) {
         Some(Health::Ready) => {
-            write_json(body, &Ready { name, ready: true });
+            write_json(body, |o| o.str("name", name).raw("ready", "true"));
             Head::new(200, JSON)
         }
         Some(Health::NotReady) => error(400, &format!("Model '{name}' is not ready"), body),
@@ -93,20 +81,11 @@ pub fn model_ready(state: &State, name: &str, body: &mut Vec<u8>) -> Head {
 
 /// `GET /v2`: server metadata; healthd implements no protocol extensions.
 pub fn metadata(body: &mut Vec<u8>) -> Head {
-    #[derive(Serialize)]
-    struct Metadata {
-        name: &'static str,
-        version: &'static str,
-        extensions: [&'static str; 0],
-    }
-    write_json(
-        body,
-        &Metadata {
-            name: "healthd",
-            version: env!("CARGO_PKG_VERSION"),
-            extensions: [],
-        },
-    );
+    write_json(body, |o| {
+        o.str("name", "healthd")
+            .str("version", env!("CARGO_PKG_VERSION"))
+            .raw("extensions", "[]")
+    });
     Head::new(200, JSON)
 }
 

@@ -9,6 +9,8 @@ pub mod k8s;
 pub mod kserve;
 pub mod metrics;
 
+use crate::json::Object;
+
 /// What a dialect decided: the status code, the content type and (written into a caller's buffer)
 /// the body. `allow` asks for an `Allow: GET, HEAD` header (405 answers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +34,9 @@ impl Head {
     }
 }
 
-/// Writes `value` as compact JSON into `body`. Serialising into a `Vec` cannot fail for the
-/// plain structs and maps the dialects build, so an error is only ever an empty body.
-pub fn write_json<T: serde::Serialize + ?Sized>(body: &mut Vec<u8>, value: &T) {
-    if serde_json::to_writer(&mut *body, value).is_err() {
-        body.clear();
-    }
+/// Writes one JSON object into `body`: `fill` adds its members.
+pub fn write_json(body: &mut Vec<u8>, fill: impl FnOnce(Object<'_>) -> Object<'_>) {
+    let mut out = String::with_capacity(128);
+    fill(Object::new(&mut out)).end();
+    body.extend_from_slice(out.as_bytes());
 }

@@ -126,51 +126,51 @@ pub struct Instance {
 /// layout and agree with the value (names and the hex id); `"type"`, when present, must be
 /// `Endpoint`; `instance_id` must be an exact u64.
 pub fn instance(key: &[u8], value: &[u8]) -> Result<Instance, String> {
-    let key = std::str::from_utf8(key).map_err(|_| "the key is not UTF-8".to_string())?;
+    let shown = String::from_utf8_lossy(key);
+    read_instance(key, value).map_err(|why| format!("{shown}: {why}"))
+}
+
+fn read_instance(key: &[u8], value: &[u8]) -> Result<Instance, &'static str> {
+    let key = std::str::from_utf8(key).map_err(|_| "the key is not UTF-8")?;
     let parts: Vec<&str> = key
         .strip_prefix(PREFIX)
         .ok_or("the key is outside v1/instances/")?
         .split('/')
         .collect();
     let [ns, comp, ep, hex] = parts[..] else {
-        return Err(format!(
-            "{key}: expected v1/instances/NS/COMPONENT/ENDPOINT/HEX"
-        ));
+        return Err("expected v1/instances/NS/COMPONENT/ENDPOINT/HEX");
     };
-    let doc = json::parse(value).map_err(|e| format!("{key}: the value is {e}"))?;
+    let doc = json::parse(value).map_err(|_| "the value is not JSON")?;
     let text = |name: &str| doc.get(name).and_then(Json::as_str);
     if doc
         .get("type")
         .is_some_and(|t| t.as_str() != Some("Endpoint"))
     {
-        return Err(format!("{key}: \"type\" is not \"Endpoint\""));
+        return Err("\"type\" is not \"Endpoint\"");
     }
-    for (name, want) in [("namespace", ns), ("component", comp), ("endpoint", ep)] {
-        if text(name) != Some(want) {
-            return Err(format!(
-                "{key}: the value's \"{name}\" does not match the key"
-            ));
-        }
+    if text("namespace") != Some(ns)
+        || text("component") != Some(comp)
+        || text("endpoint") != Some(ep)
+    {
+        return Err("the value's namespace, component or endpoint differs from the key's");
     }
     let id = match doc.get("instance_id") {
         Some(Json::Number(n)) => n.parse::<u64>().ok(),
         _ => None,
     }
-    .ok_or_else(|| format!("{key}: \"instance_id\" is not a whole u64"))?;
+    .ok_or("\"instance_id\" is not a whole u64")?;
     if format!("{id:x}") != hex {
-        return Err(format!(
-            "{key}: the key's id does not match \"instance_id\""
-        ));
+        return Err("the key's id does not match \"instance_id\"");
     }
     let mut transport = String::new();
     match doc.get("transport") {
         Some(t @ Json::Object(_)) => t.write(&mut transport),
-        _ => return Err(format!("{key}: no \"transport\" object")),
+        _ => return Err("no \"transport\" object"),
     }
     let device_type = match doc.get("device_type") {
         None | Some(Json::Null) => None,
         Some(Json::String(s)) => Some(s.clone()),
-        Some(_) => return Err(format!("{key}: \"device_type\" is not a string")),
+        Some(_) => return Err("\"device_type\" is not a string"),
     };
     Ok(Instance {
         namespace: ns.to_string(),

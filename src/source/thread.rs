@@ -10,7 +10,7 @@ use std::ffi::{CString, c_void};
 use std::io;
 
 /// Stack for a source thread. The sources keep their buffers on the heap; the deepest stack use
-/// is serde_json reading the readiness file (at most 128 levels of nesting).
+/// is a JSON reader at its nesting limit (at most 128 levels).
 const STACK: usize = 512 * 1024;
 
 /// What the new thread receives: its name and its work.
