@@ -2010,6 +2010,89 @@ fn frontend_with_a_wrong_password_is_unavailable() {
     assert_unavailable(&h.get("/health").body);
 }
 
+/// Names and transports with quotes, backslashes, control characters and non-ASCII text: the
+/// body stays valid JSON and says what etcd holds (listed with the same strings, or skipped and
+/// counted), never a broken or injected document.
+#[test]
+fn frontend_escapes_what_it_renders() {
+    let fake = FakeEtcd::start();
+    put_one(&fake, "generate", ID_A);
+    let transport = r#"{"nats_tcp":"caf\u00e9 \"q\" \\ \/ \u0001\n\t end","x":"</script>"}"#;
+    fake.put(
+        "v1/instances/dynamo/backend/generate/2b",
+        &format!(
+            r#"{{"type":"Endpoint","component":"backend","endpoint":"generate","namespace":"dynamo","instance_id":43,"transport":{transport},"device_type":"gpu \"x\" \u00fc"}}"#
+        ),
+    );
+    fake.put(
+        "v1/instances/we\"i\\rd/backend/generate/2c",
+        r#"{"type":"Endpoint","component":"backend","endpoint":"generate","namespace":"we\"i\\rd","instance_id":44,"transport":{"nats_tcp":"x"}}"#,
+    );
+    fake.put(
+        "v1/instances/ns\u{e9}/b\u{1}c/generate/2d",
+        "{\"type\":\"Endpoint\",\"component\":\"b\\u0001c\",\"endpoint\":\"generate\",\"namespace\":\"ns\u{e9}\",\"instance_id\":45,\"transport\":{\"nats_tcp\":\"x\"}}",
+    );
+    let h = frontend(&fake.url());
+    poll("the list", || {
+        h.get("/health").body.contains(r#""status":"healthy""#)
+    });
+    let body = h.get("/health").body;
+    let doc: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let instances = doc["instances"].as_array().unwrap();
+    let find = |id: u64| {
+        instances
+            .iter()
+            .find(|i| i["instance_id"].as_u64() == Some(id))
+    };
+    let want: Value = serde_json::from_str(transport).unwrap();
+    let i = find(43).unwrap_or_else(|| panic!("43 missing: {body}"));
+    assert_eq!(i["transport"], want, "{body}");
+    assert_eq!(
+        i["device_type"].as_str(),
+        Some("gpu \"x\" \u{fc}"),
+        "{body}"
+    );
+    let listed = [44, 45].iter().filter(|&&id| find(id).is_some()).count();
+    if let Some(i) = find(44) {
+        assert_eq!(i["namespace"].as_str(), Some("we\"i\\rd"), "{body}");
+    }
+    if let Some(i) = find(45) {
+        assert_eq!(
+            (i["namespace"].as_str(), i["component"].as_str()),
+            (Some("ns\u{e9}"), Some("b\u{1}c")),
+            "{body}"
+        );
+    }
+    let endpoints = doc["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1 + listed, "{body}");
+    assert_eq!(
+        metric(&h, "healthd_etcd_keys_skipped_total"),
+        Some((2 - listed).to_string()),
+        "{body}"
+    );
+    // The metrics text stays parseable too: one sample per line.
+    let m = h.get("/metrics").body;
+    assert!(
+        m.lines()
+            .all(|l| l.starts_with('#') || l.rsplit_once(' ').is_some()),
+        "{m}"
+    );
+}
+
+/// Ranges that carry undecodable keys and values next to good ones: the good ones are listed,
+/// the bad ones counted.
+#[test]
+fn frontend_skips_undecodable_keys_in_a_range() {
+    let fake = FakeEtcd::start();
+    put_one(&fake, "generate", ID_A);
+    fake.set_fault(Fault::BadRange);
+    let h = frontend(&fake.url());
+    until_health(&h, &healthy(&[ID_A]));
+    wait_metric(&h, "healthd_etcd_keys_skipped_total", "3");
+    put_one(&fake, "generate", 0x2b);
+    until_health(&h, &healthy(&[0x2b, ID_A]));
+}
+
 /// Keys that stop parsing later (an update by another writer) drop out of the list.
 #[test]
 fn frontend_drops_a_key_whose_update_does_not_parse() {
