@@ -700,6 +700,11 @@ fn worker_survives_silence() {
 }
 
 #[test]
+fn worker_survives_trickling_answers() {
+    worker_survives(Fault::Trickle, "trickle");
+}
+
+#[test]
 fn worker_survives_resets() {
     worker_survives(Fault::Reset, "reset");
 }
@@ -1732,6 +1737,11 @@ fn frontend_outage_silence() {
 }
 
 #[test]
+fn frontend_outage_trickle() {
+    frontend_outage(Fault::Trickle);
+}
+
+#[test]
 fn frontend_outage_resets() {
     frontend_outage(Fault::Reset);
 }
@@ -1818,6 +1828,11 @@ fn frontend_fails_over_from_a_first_member_answering_garbage() {
 }
 
 #[test]
+fn frontend_fails_over_from_a_first_member_trickling() {
+    frontend_fails_over_from(Fault::Trickle);
+}
+
+#[test]
 fn frontend_fails_over_from_a_first_member_resetting() {
     frontend_fails_over_from(Fault::Reset);
 }
@@ -1894,6 +1909,11 @@ fn worker_fails_over_from_a_first_member_without_leader() {
 #[test]
 fn worker_fails_over_from_a_hung_first_member() {
     worker_fails_over_from(Fault::Silent);
+}
+
+#[test]
+fn worker_fails_over_from_a_first_member_trickling() {
+    worker_fails_over_from(Fault::Trickle);
 }
 
 #[test]

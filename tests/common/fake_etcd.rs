@@ -51,6 +51,9 @@ pub enum Fault {
     /// calls (watch, keepalive) answer 200 with one streamed error line, as the gateway does,
     /// and open watch streams get that line and end.
     NoLeader,
+    /// Every answer trickles out one byte per 100 ms (each read gets something, the whole answer
+    /// takes half a minute): only a deadline per call, not per read, ends it.
+    Trickle,
     /// Open and new watch streams stay open but deliver nothing after `created` (a stuck
     /// member, or a proxy that buffers the stream); every other call answers normally.
     StallWatch,
@@ -870,6 +873,29 @@ fn serve(s: &Shared, mut conn: TcpStream) -> io::Result<()> {
             }
             Fault::Huge => {
                 stream_huge(s, &mut conn, false);
+                return Ok(());
+            }
+            Fault::Trickle => {
+                let answer = if req.path == "/v3/watch" || req.path == "/v3/lease/keepalive" {
+                    let line = r#"{"result":{"header":{"revision":"2"},"created":true}}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{line}\n\r\n",
+                        line.len() + 1
+                    )
+                } else {
+                    let (status, v) = call(&mut lock(s), &req.path, &body, Fault::Good);
+                    format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{v}",
+                        v.len()
+                    )
+                };
+                for b in answer.as_bytes() {
+                    if s.stop.load(Ordering::SeqCst) || conn.write_all(&[*b]).is_err() {
+                        return Ok(());
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                hold(s, &mut conn);
                 return Ok(());
             }
             Fault::Http500 => {
