@@ -1149,6 +1149,42 @@ fn worker_deregisters_while_not_live() {
     });
 }
 
+/// Under `healthd run`, the child dying makes healthd not live: the key goes at once, the drain
+/// revokes the lease, and healthd exits with the child's status.
+#[test]
+fn supervised_worker_deregisters_when_its_child_dies() {
+    let fake = FakeEtcd::start();
+    let tmp = Tmp::new("run");
+    tmp.write("ready\ngenerate=ready\n");
+    let file = tmp.file_str();
+    let url = fake.url();
+    let mut h = Healthd::start(
+        &[
+            ("HEALTHD_READY_FILE", file.as_str()),
+            ("HEALTHD_REGISTER", "on"),
+            ("ETCD_ENDPOINTS", url.as_str()),
+            ("ETCD_LEASE_TTL", TTL),
+            ("HEALTHD_SHUTDOWN_GRACE", "300ms"),
+        ],
+        &["run", "--", "sleep", "1000"],
+    );
+    poll("registered", || registered(&fake));
+    let pid = h.child.id();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let child: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: killing the test's own grandchild.
+    unsafe { libc::kill(child, libc::SIGKILL) };
+    poll("the key deleted", || fake.keys().is_empty());
+    let status = h.wait_exit(Duration::from_secs(5)).expect("healthd exits");
+    assert_eq!(status.code(), Some(128 + 9));
+    assert_eq!(
+        sent(&fake, "/v3/lease/revoke", |b| int(field(b, "ID"))
+            == Some(LEASE_IDS[0])),
+        1,
+        "the drain revoked the lease"
+    );
+}
+
 /// SIGINT drains like SIGTERM: the lease is revoked.
 #[test]
 fn worker_revokes_its_lease_on_sigint() {
