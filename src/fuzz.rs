@@ -121,6 +121,12 @@ fn check_head_properties(data: &[u8]) -> Result<(), TestCaseError> {
         n == p.answered || (p.close && n == p.answered + 1),
         "{p:?} {n}"
     );
+    // Every answer, error answers included, forbids caches to store it.
+    let no_store = out
+        .windows(25)
+        .filter(|w| w == b"\r\ncache-control: no-store")
+        .count();
+    prop_assert_eq!(no_store, n);
     if p.close {
         prop_assert!(out.ends_with(b"hi") || out.ends_with(b"\r\n\r\n") || n > 0);
         let last = out.windows(9).rposition(|w| w == b"HTTP/1.1 ").unwrap();

@@ -13,8 +13,9 @@ use common::{Healthd, Response, parse, poll, run};
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
 
-/// Asserts status, exact content type and length (none at all on 204) and exact body; then that
-/// HEAD answers the same head without a body and that POST is 405 with `Allow`.
+/// Asserts status, exact content type and length (none at all on 204), `cache-control: no-store`
+/// and exact body; then that HEAD answers the same head without a body and that POST is 405 with
+/// `Allow`, both `no-store` too.
 fn exact(h: &Healthd, path: &str, status: u16, content_type: &str, body: &str) {
     let r = h.get(path);
     check(&r, path, status, content_type, body);
@@ -31,16 +32,27 @@ fn exact(h: &Healthd, path: &str, status: u16, content_type: &str, body: &str) {
         r.header("content-type"),
         "HEAD {path}"
     );
+    assert_eq!(
+        head.header("cache-control"),
+        Some("no-store"),
+        "HEAD {path}"
+    );
     let post = h.req("POST", path);
     assert_eq!(
-        (post.status, post.header("allow"), post.body.as_str()),
-        (405, Some("GET, HEAD"), ""),
+        (
+            post.status,
+            post.header("allow"),
+            post.header("cache-control"),
+            post.body.as_str()
+        ),
+        (405, Some("GET, HEAD"), Some("no-store"), ""),
         "POST {path}"
     );
 }
 
 fn check(r: &Response, what: &str, status: u16, content_type: &str, body: &str) {
     assert_eq!(r.status, status, "{what}: {r:?}");
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{what}");
     if status == 204 {
         assert_eq!(r.header("content-type"), None, "{what}");
         assert_eq!(r.header("content-length"), None, "{what}");

@@ -25,6 +25,7 @@ fn defaults_answer_503_notready_on_health_live_and_ready() {
             Some(r.body.len().to_string().as_str())
         );
         assert!(r.header("date").is_some_and(|d| d.ends_with(" GMT")));
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
         assert_eq!(mask_uptime(&r.body), NOTREADY_EMPTY, "{path}");
     }
 }
@@ -144,6 +145,7 @@ fn not_found_method_not_allowed_and_head() {
         let r = h.req(method, "/health");
         assert_eq!(r.status, 405, "{method}");
         assert_eq!(r.header("allow"), Some("GET, HEAD"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
         assert_eq!(r.body, "");
     }
 
@@ -153,6 +155,7 @@ fn not_found_method_not_allowed_and_head() {
     assert_eq!(head.body, "");
     assert_eq!(head.header("content-length"), get.header("content-length"));
     assert_eq!(head.header("content-type"), Some("application/json"));
+    assert_eq!(head.header("cache-control"), Some("no-store"));
 }
 
 #[test]

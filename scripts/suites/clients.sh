@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Real clients against the real binary, no mocks: tritonclient[http] (KServe v2), the Dapr Python
 # SDK (wait_for_sidecar), curl, GNU wget --spider (HEAD) and busybox wget. Installs what it needs
-# (apt-get for the tools, a venv with pinned versions in .venv-clients/, reused when it matches),
-# builds healthd, and fails loudly on the first unexpected outcome.
+# (apt-get for the tools; the project's test venv .venv-clients/ with pinned versions, made by
+# scripts/lib/venv.sh and reused when it matches), builds healthd, and fails loudly on the first
+# unexpected outcome.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. scripts/lib/venv.sh
 
-TRITONCLIENT_VERSION=2.73.0
-DAPR_VERSION=1.19.0
-VENV=.venv-clients
 WORK=$(mktemp -d)
 PIDS=()
 
@@ -40,20 +39,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null || fail "apt-get install ${missing[*]} failed"
 fi
 
-# --- the Python clients, pinned ------------------------------------------------------------------
-PINS="tritonclient[http]==$TRITONCLIENT_VERSION dapr==$DAPR_VERSION"
-if [ "$(cat "$VENV/pins" 2>/dev/null)" != "$PINS" ] ||
-  ! "$VENV/bin/python" -c 'import tritonclient.http, dapr.clients.health' 2>/dev/null; then
-  say "creating $VENV with $PINS"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV" || fail "python3 -m venv failed"
-  # shellcheck disable=SC2086
-  "$VENV/bin/pip" install -q $PINS || fail "pip install $PINS failed"
-  echo "$PINS" >"$VENV/pins"
-else
-  say "reusing $VENV ($PINS)"
-fi
-PY="$VENV/bin/python"
+# --- the Python clients, pinned (scripts/lib/venv.sh) --------------------------------------------
+test_venv clients || fail "could not make the test venv $VENV"
 
 # --- healthd -------------------------------------------------------------------------------------
 cargo build -q || fail "cargo build failed"
@@ -70,7 +57,7 @@ start() {
   PIDS+=("$PID")
   disown "$PID" # killed at exit; no job-control notice then
   local deadline=$((SECONDS + 10))
-  until grep -q 'listening on' "$log"; do
+  until grep -qs 'listening on' "$log"; do
     [ $SECONDS -lt $deadline ] || fail "$name: healthd never said 'listening on'"
     kill -0 "$PID" 2>/dev/null || fail "$name: healthd exited"
     sleep 0.05

@@ -183,14 +183,10 @@ fn parse_endpoint(item: &str) -> Result<EtcdEndpoint, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::super::load as load_all;
-    use std::collections::BTreeMap;
+    use super::super::tests::env;
 
     fn check(pairs: &[(&str, &str)]) -> Result<String, String> {
-        let env: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        load_all(&env, &[])
+        load_all(&env(pairs), &[])
             .map(|l| match l.config.etcd {
                 None => format!("off register={}", l.config.register),
                 Some(e) => format!(

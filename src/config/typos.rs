@@ -68,14 +68,8 @@ pub fn one_edit_apart(a: &[char], b: &[char]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::env;
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn one_edit() {

@@ -1,8 +1,9 @@
 //! Request heads in, responses out, over plain byte slices: no sockets, so every rule here is
 //! tested with byte strings. Owns the limits on a head (size, header count), keep-alive and
 //! `Connection: close`, HTTP/1.0 versus 1.1, pipelining (several requests in one buffer, answered
-//! in order), declared bodies (never read: answer and close), HEAD without a body, and the error
-//! answers 400, 431 and 505.
+//! in order), declared bodies (never read: answer and close), HEAD without a body, the error
+//! answers 400, 431 and 505, and `cache-control: no-store` on every response (a health answer must
+//! never be served from a cache: a stored 200 would hide a 503).
 
 use std::io::Write;
 
@@ -176,7 +177,8 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// Appends one response: status line, `content-type`, `content-length` (not on 204), `date`,
-/// `allow` on 405, `connection` when it differs from the version's default, then the body unless
+/// `cache-control: no-store` (always: every answer describes this instant, and no cache between a
+/// prober and healthd may store or reuse it), `allow` on 405, `connection` when it differs from the version's default, then the body unless
 /// this is a HEAD answer.
 pub fn write_response(
     out: &mut Vec<u8>,
@@ -198,7 +200,7 @@ pub fn write_response(
     }
     out.extend_from_slice(b"date: ");
     out.extend_from_slice(date);
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(b"\r\ncache-control: no-store\r\n");
     if head.allow {
         out.extend_from_slice(b"allow: GET, HEAD\r\n");
     }
@@ -245,7 +247,7 @@ pub(crate) mod tests {
         (p, String::from_utf8_lossy(&out).into_owned(), h.0)
     }
 
-    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\nhi";
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\ncache-control: no-store\r\n\r\nhi";
 
     #[test]
     fn keep_alive_and_close() {
@@ -319,6 +321,7 @@ pub(crate) mod tests {
         for (input, want) in cases {
             let (p, out, _) = check(input);
             assert!(p.close && out.starts_with(want), "{input:?}: {out}");
+            assert!(out.contains("\r\ncache-control: no-store\r\n"), "{out}");
         }
         let long = [
             b"GET /x HTTP/1.1\r\nX: ".as_slice(),
@@ -339,6 +342,10 @@ pub(crate) mod tests {
         .concat();
         let (p, out, _) = check(&many);
         assert!(p.close && out.starts_with("HTTP/1.1 431 "), "{out}");
+        assert_eq!(
+            out,
+            "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 16\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\ncache-control: no-store\r\nconnection: close\r\n\r\nToo many headers"
+        );
     }
 
     #[test]
@@ -355,7 +362,7 @@ pub(crate) mod tests {
         let (_, out, _) = check(b"GET /nc HTTP/1.1\r\n\r\n");
         assert_eq!(
             out,
-            "HTTP/1.1 204 No Content\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n"
+            "HTTP/1.1 204 No Content\r\ndate: Thu, 01 Jan 1970 00:00:00 GMT\r\ncache-control: no-store\r\n\r\n"
         );
     }
 }
