@@ -2181,6 +2181,41 @@ fn frontend_skips_undecodable_keys_in_a_range() {
     until_health(&h, &healthy(&[0x2b, ID_A]));
 }
 
+/// etcd back without its data (revision 1 again): the frontend ranges the new data (a watch
+/// resumed from the old revision would wait for a revision that may never come), and the worker
+/// registers again under a new lease, which the frontend lists.
+#[test]
+fn etcd_back_without_its_data() {
+    let fake = FakeEtcd::start();
+    let tmp = Tmp::new("wipe");
+    tmp.write("ready\ngenerate=ready\n");
+    let _w = worker(&tmp, Some(&fake));
+    // Revisions well past what the wiped etcd will reach soon.
+    for i in 0..20 {
+        fake.put("v1/other/x", &i.to_string());
+    }
+    let f = frontend(&fake.url());
+    let first = LEASE_IDS[0] as u64;
+    let list = |id: u64| {
+        format!(
+            r#"{{"endpoints":["dyn://dynamo.backend.generate"],"instances":[{}],"status":"healthy"}}"#,
+            one("generate", id)
+        )
+    };
+    until_health(&f, &list(first));
+    fake.wipe();
+    let second = LEASE_IDS[1] as u64;
+    until_health(&f, &list(second));
+    assert!(registered(&fake));
+    // And the frontend follows the new revisions.
+    put_one(&fake, "prefill", 0x2b);
+    poll("the new key listed", || {
+        f.get("/health")
+            .body
+            .contains("dyn://dynamo.backend.prefill")
+    });
+}
+
 /// Keys that stop parsing later (an update by another writer) drop out of the list.
 #[test]
 fn frontend_drops_a_key_whose_update_does_not_parse() {

@@ -107,7 +107,12 @@ enum Msg {
 struct Watcher {
     key: Vec<u8>,
     end: Vec<u8>,
+    /// The start revision: as etcd, no event below it is delivered (a start in the future
+    /// waits for the revision to get there).
+    from: i64,
     tx: mpsc::Sender<Msg>,
+    /// Set to end the stream at once (the member went away).
+    gone: Arc<AtomicBool>,
 }
 
 enum Op {
@@ -299,6 +304,21 @@ impl FakeEtcd {
     /// Deletes `key` and cuts every open watch stream in the middle of that event's line.
     pub fn delete_and_cut(&self, key: &str) {
         self.mutate(vec![Op::Delete(key.as_bytes().to_vec(), Vec::new())], true);
+    }
+
+    /// etcd back without its data (restored from nothing, or a new cluster at the same address):
+    /// every key and lease gone, the revision back to 1, the history empty, and every open watch
+    /// stream closed (the member restarted). Lease ids go on from where they were.
+    pub fn wipe(&self) {
+        let mut st = self.store();
+        st.kvs.clear();
+        st.leases.clear();
+        st.history.clear();
+        st.rev = 1;
+        st.compacted = 0;
+        for w in st.watchers.drain(..) {
+            w.gone.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Revokes every lease behind the client's back (what expiry or another client does): the
@@ -533,7 +553,7 @@ fn apply(st: &mut Store, ops: Vec<Op>, cut: bool) -> Vec<usize> {
     st.watchers.retain(|w| {
         let mine: Vec<String> = events
             .iter()
-            .filter(|(k, _)| in_range(k, &w.key, &w.end))
+            .filter(|(k, _)| in_range(k, &w.key, &w.end) && rev >= w.from)
             .map(|(_, e)| e.clone())
             .collect();
         if mine.is_empty() {
@@ -1314,6 +1334,7 @@ fn watch_stream(s: &Shared, conn: &mut TcpStream, req: &Value) -> io::Result<()>
     let end = bytes(&create, "range_end").unwrap_or_default();
     let start = int(&create, "start_revision").unwrap_or(0);
     let (tx, rx) = mpsc::channel();
+    let gone = Arc::new(AtomicBool::new(false));
     let (created, replay, compacted) = {
         let mut st = lock(s);
         let h = header(&st);
@@ -1350,7 +1371,13 @@ fn watch_stream(s: &Shared, conn: &mut TcpStream, req: &Value) -> io::Result<()>
             } else {
                 vec![events_line(&h, &evs)]
             };
-            st.watchers.push(Watcher { key, end, tx });
+            st.watchers.push(Watcher {
+                key,
+                end,
+                from: start,
+                tx,
+                gone: Arc::clone(&gone),
+            });
             (created, replay, false)
         }
     };
@@ -1364,7 +1391,7 @@ fn watch_stream(s: &Shared, conn: &mut TcpStream, req: &Value) -> io::Result<()>
         return conn.write_all(b"0\r\n\r\n");
     }
     loop {
-        if s.stop.load(Ordering::SeqCst) || peer_closed(conn) {
+        if s.stop.load(Ordering::SeqCst) || gone.load(Ordering::SeqCst) || peer_closed(conn) {
             return Ok(());
         }
         let fault = lock(s).fault;
