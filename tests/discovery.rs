@@ -667,8 +667,24 @@ fn worker_survives(fault: Fault, name: &str) {
     fake.set_fault(fault);
     same_as_without_etcd(&mut faulty, &reference, Duration::from_millis(2500));
 
+    let back = Instant::now();
     fake.set_fault(Fault::Good);
     poll("registered again", || registered(&fake));
+    // "Everything re-registered within 1 s of etcd answering" (asserted loosely, at 2 s; faults
+    // that left the key in place have nothing to re-register).
+    let answered = fake
+        .requests()
+        .iter()
+        .filter(|r| r.at >= back && r.fault == Fault::Good)
+        .map(|r| r.at)
+        .min();
+    if let Some(at) = answered {
+        let took = at.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "re-registered {took:?} after etcd answered"
+        );
+    }
     same_as_without_etcd(&mut faulty, &reference, Duration::ZERO);
     if fault == Fault::LeaseGone {
         assert!(fake.granted() >= 2, "a new lease after the lease was gone");
@@ -1766,8 +1782,8 @@ fn frontend_outage(fault: Fault) {
     // the remaining two thirds of the TTL (asserted loosely).
     let took = at.elapsed();
     assert!(
-        took >= Duration::from_secs(1),
-        "unavailable only {took:?} after the fault (TTL {TTL} s)"
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "unavailable {took:?} after the fault (TTL {TTL} s)"
     );
     assert_unavailable(&h.get("/health").body);
     wait_metric(&h, "healthd_etcd_connected", "0");
