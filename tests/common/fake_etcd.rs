@@ -282,6 +282,13 @@ impl FakeEtcd {
         );
     }
 
+    /// Deletes every key starting with `prefix`, in one revision.
+    pub fn delete_prefix(&self, prefix: &str) {
+        let mut end = prefix.as_bytes().to_vec();
+        *end.last_mut().unwrap() += 1;
+        self.mutate(vec![Op::Delete(prefix.as_bytes().to_vec(), end)], false);
+    }
+
     /// Deletes `key`; watchers see it.
     pub fn delete(&self, key: &str) {
         self.mutate(vec![Op::Delete(key.as_bytes().to_vec(), Vec::new())], false);
@@ -748,6 +755,8 @@ fn read_request(s: &Shared, conn: &mut TcpStream, buf: &mut Vec<u8>) -> io::Resu
     }))
 }
 
+/// An answer as etcd's gateway (Go's net/http) sends it: `Content-Length` when the body is at most
+/// 2048 bytes, else chunked (in pieces of at most 4096 bytes).
 fn respond(conn: &mut TcpStream, status: u16, body: &str) -> io::Result<()> {
     let reason = match status {
         200 => "OK",
@@ -756,13 +765,27 @@ fn respond(conn: &mut TcpStream, status: u16, body: &str) -> io::Result<()> {
         404 => "Not Found",
         405 => "Method Not Allowed",
         500 => "Internal Server Error",
+        503 => "Service Unavailable",
         _ => "Error",
     };
-    let msg = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    conn.write_all(msg.as_bytes())
+    if body.len() <= 2048 {
+        let msg = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        return conn.write_all(msg.as_bytes());
+    }
+    let mut msg = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for piece in body.as_bytes().chunks(4096) {
+        msg.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        msg.extend_from_slice(piece);
+        msg.extend_from_slice(b"\r\n");
+    }
+    msg.extend_from_slice(b"0\r\n\r\n");
+    conn.write_all(&msg)
 }
 
 fn etcd_error(status: u16, code: u32, message: &str) -> (u16, String) {
@@ -1505,11 +1528,18 @@ pub fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
-        // The one line of a chunked answer (keepalive).
-        rest.lines()
-            .find(|l| l.starts_with('{'))
-            .unwrap_or("")
-            .to_string()
+        // Join the chunks; a streamed answer (keepalive) is its first line.
+        let mut joined = String::new();
+        let mut left = rest;
+        while let Some((size, after)) = left.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || after.len() < n {
+                break;
+            }
+            joined.push_str(&after[..n]);
+            left = after[n..].strip_prefix("\r\n").unwrap_or("");
+        }
+        joined.lines().next().unwrap_or("").to_string()
     } else {
         rest.to_string()
     };
@@ -1537,6 +1567,14 @@ fn fake_speaks_the_gateway() {
     let (_, r) = post(a, "/v3/kv/txn", &txn);
     assert!(!r.contains("succeeded"), "{r}");
     let prefix = r#"{"key":"djEvaW5zdGFuY2VzLw==","range_end":"djEvaW5zdGFuY2VzMA=="}"#;
+    // A long answer comes chunked, as Go's net/http sends it.
+    for i in 0..40 {
+        fake.put(&format!("v1/instances/long/{i}"), &"x".repeat(100));
+    }
+    let (_, r) = post(a, "/v3/kv/range", prefix);
+    let v: Value = serde_json::from_str(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
+    assert_eq!(v["count"].as_str(), Some("41"));
+    fake.delete_prefix("v1/instances/long/");
     let (_, r) = post(a, "/v3/kv/range", prefix);
     let v: Value = serde_json::from_str(&r).unwrap();
     assert_eq!(v["kvs"][0]["key"].as_str(), Some(key.as_str()));
