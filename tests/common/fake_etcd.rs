@@ -770,13 +770,13 @@ fn respond(conn: &mut TcpStream, status: u16, body: &str) -> io::Result<()> {
     };
     if body.len() <= 2048 {
         let msg = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nGrpc-Metadata-Content-Type: application/grpc\r\nDate: Thu, 03 Dec 2026 14:00:00 GMT\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         return conn.write_all(msg.as_bytes());
     }
     let mut msg = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nGrpc-Metadata-Content-Type: application/grpc\r\nDate: Thu, 03 Dec 2026 14:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     .into_bytes();
     for piece in body.as_bytes().chunks(4096) {
@@ -833,7 +833,7 @@ fn stream_huge(s: &Shared, conn: &mut TcpStream, chunked: bool) {
     let mut go = || -> io::Result<()> {
         if !chunked {
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {HUGE}\r\n\r\n"
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nGrpc-Metadata-Content-Type: application/grpc\r\nDate: Thu, 03 Dec 2026 14:00:00 GMT\r\nContent-Length: {HUGE}\r\n\r\n"
             );
             conn.write_all(head.as_bytes())?;
             let start = b"{\"header\":{\"revision\":\"2\"},\"ID\":\"";
@@ -922,13 +922,13 @@ fn serve(s: &Shared, mut conn: TcpStream) -> io::Result<()> {
                 let answer = if req.path == "/v3/watch" || req.path == "/v3/lease/keepalive" {
                     let line = r#"{"result":{"header":{"revision":"2"},"created":true}}"#;
                     format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{line}\n\r\n",
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nGrpc-Metadata-Content-Type: application/grpc\r\nDate: Thu, 03 Dec 2026 14:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{line}\n\r\n",
                         line.len() + 1
                     )
                 } else {
                     let (status, v) = call(&mut lock(s), &req.path, &body, Fault::Good);
                     format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{v}",
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nGrpc-Metadata-Content-Type: application/grpc\r\nDate: Thu, 03 Dec 2026 14:00:00 GMT\r\nContent-Length: {}\r\n\r\n{v}",
                         v.len()
                     )
                 };
@@ -1301,7 +1301,7 @@ fn txn(st: &mut Store, req: &Value, fault: Fault) -> (u16, String) {
 const NO_LEADER_LINE: &str = r#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}}"#;
 
 const CHUNKED_HEAD: &[u8] =
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nGrpc-Metadata-Content-Type: application/grpc\r\nDate: Thu, 03 Dec 2026 14:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n";
 
 fn chunk(conn: &mut TcpStream, line: &str) -> io::Result<()> {
     let data = format!("{line}\n");
