@@ -241,6 +241,7 @@ fn bad_etcd_endpoints_exit_2_naming_the_value() {
         "http://h:0",
         "http://h:99999",
         "http://h:2379/path",
+        "a,,b",
         "http://a:1,,http://b:2",
         "http://a:1,",
         ",http://a:1",
