@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # REDbot, the HTTP linter, against every route the release binary serves, in every state: starting
-# (not ready), ready, not ready again, draining (after SIGTERM), and the frontend role without and
-# with instances. Each check is `redbot -o har URL`; the HAR's notes are read and any note at level
+# (not ready), ready, not ready again, draining (after SIGTERM), the frontend role without and
+# with instances, and the frontend's cluster view (listing from a real etcd, and with its etcd
+# down). Each check is `redbot -o har URL`; the HAR's notes are read and any note at level
 # WARN or BAD fails the suite, printed with its state and route. The one allowed note is
 # STATUS_BAD_REQUEST on KServe's not-ready answers: the KServe v2 protocol requires 400 there.
 # Installs what it needs (python3-venv with apt-get; REDbot into the shared test venv made by
@@ -105,6 +106,34 @@ start draining "${WORKER[@]}"
 start frontend-empty "${FRONTEND[@]}"
 start frontend-instances "${FRONTEND[@]}"
 
+# The cluster view (issue 13): a frontend listing from a real etcd (a key written as Dynamo writes
+# it), and one whose etcd never answers ("Discovery unavailable since ...").
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+  say "installing etcd-server etcd-client with apt-get"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null ||
+    fail "apt-get install etcd-server etcd-client failed"
+fi
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ETCD_PORT=$(free_port)
+PEER_PORT=$(free_port)
+etcd --name redbot --data-dir "$WORK/etcd" --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" --listen-peer-urls "http://127.0.0.1:$PEER_PORT" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" \
+  --initial-cluster "redbot=http://127.0.0.1:$PEER_PORT" >"$WORK/etcd.log" 2>&1 &
+PIDS+=("$!")
+disown "$!"
+etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$ETCD_PORT" "$@"; }
+deadline=$((SECONDS + 20))
+until etcdctl_ endpoint health >/dev/null 2>&1; do
+  [ $SECONDS -lt $deadline ] || fail "etcd did not start: $(tail -n 3 "$WORK/etcd.log")"
+  sleep 0.1
+done
+etcdctl_ put v1/instances/dynamo/backend/generate/694d98147d54be25 \
+  '{"type":"Endpoint","component":"backend","endpoint":"generate","namespace":"dynamo","instance_id":7587888160958627365,"transport":{"nats_tcp":"dynamo_backend.generate-694d98147d54be25"}}' >/dev/null ||
+  fail "etcdctl put failed"
+start frontend-etcd HEALTHD_ROLE=frontend "ETCD_ENDPOINTS=http://127.0.0.1:$ETCD_PORT"
+start frontend-etcd-down HEALTHD_ROLE=frontend "ETCD_ENDPOINTS=http://127.0.0.1:$(free_port)"
+
 set_file ready generate ready
 set_file notready generate ready
 set_file draining generate ready
@@ -119,6 +148,8 @@ kill -TERM "$(cat "$WORK/draining.pid")"
 wait_code draining /health 503
 grep -q draining "$WORK/draining.log" || fail "draining: no 'draining' log line"
 wait_code frontend-empty /health 200 '"status":"unhealthy"'
+wait_code frontend-etcd /health 200 '"instance_id":7587888160958627365'
+wait_code frontend-etcd-down /health 200 'Discovery unavailable since'
 
 # Every route healthd serves (src/routes.rs, src/dialect/*.rs), plus a path no route knows.
 WORKER_ROUTES=(
@@ -142,7 +173,7 @@ FRONTEND_ROUTES=(
 # REDBOT_CLI=1 runs the CLI once per URL instead ($JOBS at a time; slower, same HAR files).
 mkdir "$WORK/har"
 n=0
-for state in starting ready notready draining frontend-empty frontend-instances; do
+for state in starting ready notready draining frontend-empty frontend-instances frontend-etcd frontend-etcd-down; do
   case $state in
   frontend-*) routes=("${FRONTEND_ROUTES[@]}") ;;
   *) routes=("${WORKER_ROUTES[@]}") ;;
