@@ -1779,12 +1779,26 @@ fn frontend_outage(fault: Fault) {
         }
         is_unavailable(&r.body)
     });
-    // The last confirmation was at most TTL/3 before the fault: the list is believed for at least
-    // the remaining two thirds of the TTL (asserted loosely).
-    let took = at.elapsed();
+    // Not before one TTL after the last answer etcd gave (the confirmation can only be later
+    // than that answer), and not long after one TTL from the fault (asserted loosely).
+    let seen = Instant::now();
+    let last_good = fake
+        .requests()
+        .iter()
+        .filter(|r| r.fault == Fault::Good && r.at <= at)
+        .map(|r| r.at)
+        .max()
+        .unwrap();
+    let ttl = Duration::from_secs(TTL.parse().unwrap());
     assert!(
-        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
-        "unavailable {took:?} after the fault (TTL {TTL} s)"
+        seen + Duration::from_millis(50) >= last_good + ttl,
+        "unavailable {:?} after etcd's last answer (TTL {TTL} s)",
+        seen - last_good
+    );
+    assert!(
+        seen - at < Duration::from_secs(5),
+        "unavailable only {:?} after the fault",
+        seen - at
     );
     assert_unavailable(&h.get("/health").body);
     wait_metric(&h, "healthd_etcd_connected", "0");
