@@ -3,13 +3,18 @@
 //! act on the difference; repeat on every state change, on every keepalive and after every
 //! failure. A flip, a lost lease, an etcd restart and the start are then one code path.
 //!
+//! What "etcd confirmed" means is checked against etcd itself: with every keepalive (every TTL/3),
+//! and at once after any call whose outcome is unknown (a timeout), the registrar reads the keys
+//! bound to its lease and takes that as the truth. A request that a hung member applies late (a
+//! delete landing after the re-registration it preceded) is then repaired within TTL/3.
+//!
 //! One lease per process (its id is the instance id), kept alive every TTL/3. A key exists while
 //! its endpoint is ready and the process is ready (what `/health` answers 200 for), live and not
 //! draining. When the drain starts the lease is revoked, which deletes every key at once. A lost
 //! lease (etcd back without it, a partition longer than the TTL) is replaced by a new one and
 //! everything is registered again; healthd never exits or changes its local answers over etcd.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,8 +40,9 @@ pub fn spawn(
         state,
         status,
         lease: None,
-        confirmed: BTreeSet::new(),
+        confirmed: BTreeMap::new(),
         next_keepalive: Instant::now(),
+        verify: false,
         failing: None,
         said_empty: false,
     };
@@ -50,9 +56,14 @@ struct Registrar {
     state: Shared,
     status: Arc<Mutex<Registry>>,
     lease: Option<u64>,
-    /// Endpoints whose keys exist under `lease`, as far as etcd confirmed.
-    confirmed: BTreeSet<String>,
+    /// Endpoints whose keys exist under `lease`, as far as etcd confirmed, with the revision that
+    /// created each key (0 when not known): a delete applies only to that key, so a delete that a
+    /// hung member applies late cannot remove the key registered again after it.
+    confirmed: BTreeMap<String, u64>,
     next_keepalive: Instant,
+    /// A call failed with an unknown outcome: read the lease's keys back before trusting
+    /// `confirmed` again.
+    verify: bool,
     /// The error of the failing round, while failing (one log line per change).
     failing: Option<String>,
     said_empty: bool,
@@ -101,6 +112,7 @@ impl Registrar {
                     at
                 }
                 Err(e) => {
+                    self.verify = true;
                     if self.failing.as_deref() != Some(e.0.as_str()) {
                         if self.failing.is_none() {
                             warning!(
@@ -149,13 +161,36 @@ impl Registrar {
 
     /// A lease, its keepalive when due, then the key difference; false when the lease was gone.
     fn round(&mut self, wanted: &BTreeSet<String>) -> Result<bool, WireError> {
+        let names = self.names.clone();
+        let (ns, comp) = (&names.namespace, &names.component);
         let lease = match self.lease {
-            Some(id) if Instant::now() < self.next_keepalive => id,
+            Some(id) if Instant::now() < self.next_keepalive && !self.verify => id,
             Some(id) => {
                 let alive = wire::alive(&self.gw.call("/v3/lease/keepalive", &wire::lease(id))?)?;
-                if !alive {
-                    return Ok(self.lost(id));
+                let doc = self
+                    .gw
+                    .call("/v3/lease/timetolive", &wire::time_to_live(id))?;
+                let keys = match wire::lease_keys(&doc)? {
+                    Some(keys) if alive => keys,
+                    _ => return Ok(self.lost(id)),
+                };
+                let held: BTreeMap<String, u64> = keys
+                    .iter()
+                    .filter_map(|k| wire::endpoint_of(k, ns, comp, id))
+                    .map(|ep| (ep.to_string(), self.confirmed.get(ep).copied().unwrap_or(0)))
+                    .collect();
+                if !held.keys().eq(self.confirmed.keys()) {
+                    let list = |m: &BTreeMap<String, u64>| {
+                        m.keys().cloned().collect::<Vec<_>>().join(", ")
+                    };
+                    info!(
+                        "etcd: lease {id:x} holds [{}], not [{}] as last written; repairing",
+                        list(&held),
+                        list(&self.confirmed)
+                    );
                 }
+                self.confirmed = held;
+                self.verify = false;
                 self.keepalive_done();
                 id
             }
@@ -173,30 +208,43 @@ impl Registrar {
                 id
             }
         };
-        let (ns, comp) = (&self.names.namespace, &self.names.component);
-        for ep in wanted.difference(&self.confirmed.clone()) {
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|e| !self.confirmed.contains_key(*e))
+            .collect();
+        for ep in missing {
             let key = wire::key(ns, comp, ep, lease);
             let body = wire::create(&key, &wire::value(ns, comp, ep, lease), lease);
             match self.gw.call("/v3/kv/txn", &body) {
                 // Not succeeded: the key exists already, and it carries our lease id.
                 Ok(doc) => {
-                    let how = if wire::succeeded(&doc) {
+                    let created = wire::succeeded(&doc).then(|| wire::revision_of(&doc));
+                    let how = if created.is_some() {
                         "registered"
                     } else {
                         "found"
                     };
                     info!("etcd: {how} {key}");
-                    self.confirmed.insert(ep.clone());
+                    self.confirmed.insert(ep.clone(), created.unwrap_or(0));
                 }
                 Err(e) if wire::lease_gone(&e) => return Ok(self.lost(lease)),
                 Err(e) => return Err(e),
             }
         }
-        for ep in self.confirmed.clone().difference(wanted) {
-            let key = wire::key(ns, comp, ep, lease);
-            self.gw.call("/v3/kv/deleterange", &wire::delete(&key))?;
+        let extra: Vec<(String, u64)> = self
+            .confirmed
+            .iter()
+            .filter(|(e, _)| !wanted.contains(*e))
+            .map(|(e, r)| (e.clone(), *r))
+            .collect();
+        for (ep, created) in extra {
+            let key = wire::key(ns, comp, &ep, lease);
+            match created {
+                0 => self.gw.call("/v3/kv/deleterange", &wire::delete(&key))?,
+                r => self.gw.call("/v3/kv/txn", &wire::delete_created(&key, r))?,
+            };
             info!("etcd: deregistered {key}");
-            self.confirmed.remove(ep);
+            self.confirmed.remove(&ep);
         }
         Ok(true)
     }

@@ -38,6 +38,11 @@ pub fn lease(id: u64) -> String {
     format!("{{\"ID\":\"{id}\"}}")
 }
 
+/// A lease's remaining TTL and the keys bound to it (the registrar's check of what etcd holds).
+pub fn time_to_live(id: u64) -> String {
+    format!("{{\"ID\":\"{id}\",\"keys\":true}}")
+}
+
 /// Put `key` = `value` bound to `lease`, only if the key does not exist yet.
 pub fn create(key: &str, value: &str, lease: u64) -> String {
     let k = base64(key.as_bytes());
@@ -45,6 +50,15 @@ pub fn create(key: &str, value: &str, lease: u64) -> String {
         "{{\"compare\":[{{\"key\":\"{k}\",\"target\":\"VERSION\",\"version\":\"0\"}}],\
          \"success\":[{{\"requestPut\":{{\"key\":\"{k}\",\"value\":\"{}\",\"lease\":\"{lease}\"}}}}]}}",
         base64(value.as_bytes())
+    )
+}
+
+/// Delete `key` only if it is the one created at `revision` (not a later re-creation).
+pub fn delete_created(key: &str, revision: u64) -> String {
+    let k = base64(key.as_bytes());
+    format!(
+        "{{\"compare\":[{{\"key\":\"{k}\",\"target\":\"CREATE\",\"create_revision\":\"{revision}\"}}],\
+         \"success\":[{{\"requestDeleteRange\":{{\"key\":\"{k}\"}}}}]}}"
     )
 }
 
@@ -210,6 +224,11 @@ fn int(doc: &Json, name: &str) -> Result<u64, WireError> {
     }
 }
 
+/// The revision an answer was made at (a successful put's own revision); 0 when unreadable.
+pub fn revision_of(doc: &Json) -> u64 {
+    revision(doc).unwrap_or(0)
+}
+
 fn revision(doc: &Json) -> Result<u64, WireError> {
     doc.get("header").map_or(Ok(0), |h| int(h, "revision"))
 }
@@ -226,6 +245,46 @@ pub fn granted(doc: &Json) -> Result<u64, WireError> {
 pub fn alive(doc: &Json) -> Result<bool, WireError> {
     let result = doc.get("result").unwrap_or(doc);
     Ok(int(result, "TTL")? > 0)
+}
+
+/// A time-to-live answer: the keys bound to the lease, or `None` when the lease is gone (etcd
+/// answers a TTL of -1 then).
+pub fn lease_keys(doc: &Json) -> Result<Option<Vec<Vec<u8>>>, WireError> {
+    if matches!(doc.get("TTL"), Some(Json::String(t)) | Some(Json::Number(t)) if t.starts_with('-'))
+    {
+        return Ok(None);
+    }
+    if int(doc, "TTL")? == 0 {
+        return Ok(None);
+    }
+    let keys = match doc.get("keys") {
+        None => Vec::new(),
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|k| k.as_str().and_then(unbase64))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("a lease key is not base64"))?,
+        Some(_) => return Err(bad("\"keys\" is not a list")),
+    };
+    Ok(Some(keys))
+}
+
+/// The endpoint of one of this worker's keys (`namespace`, `component` and lease as given).
+pub fn endpoint_of<'a>(
+    key: &'a [u8],
+    namespace: &str,
+    component: &str,
+    lease: u64,
+) -> Option<&'a str> {
+    let key = std::str::from_utf8(key).ok()?;
+    let rest = key
+        .strip_prefix(PREFIX)?
+        .strip_prefix(namespace)?
+        .strip_prefix('/')?
+        .strip_prefix(component)?
+        .strip_prefix('/')?;
+    let (endpoint, hex) = rest.split_once('/')?;
+    (hex == format!("{lease:x}") && !endpoint.contains('/')).then_some(endpoint)
 }
 
 /// A transaction: whether its comparison held.
@@ -487,6 +546,17 @@ mod tests {
         assert!(alive(&answer(br#"{"result":{"ID":"1","TTL":"10"}}"#).unwrap()).unwrap());
         assert!(!alive(&answer(br#"{"result":{"ID":"1"}}"#).unwrap()).unwrap());
         assert!(succeeded(&answer(br#"{"succeeded":true}"#).unwrap()));
+        let ttl = answer(br#"{"ID":"5","TTL":"9","grantedTTL":"10","keys":["aw=="]}"#).unwrap();
+        assert_eq!(lease_keys(&ttl).unwrap(), Some(vec![b"k".to_vec()]));
+        let gone = answer(br#"{"ID":"5","TTL":"-1","grantedTTL":"0"}"#).unwrap();
+        assert_eq!(lease_keys(&gone).unwrap(), None);
+        let k = key("dynamo", "backend", "generate", 255);
+        assert_eq!(
+            endpoint_of(k.as_bytes(), "dynamo", "backend", 255),
+            Some("generate")
+        );
+        assert_eq!(endpoint_of(k.as_bytes(), "dynamo", "backend", 254), None);
+        assert_eq!(endpoint_of(k.as_bytes(), "dynamo", "other", 255), None);
         assert!(!succeeded(&answer(br#"{"header":{}}"#).unwrap()));
         let e =
             answer(br#"{"error":"etcdserver: requested lease not found","code":5}"#).unwrap_err();
