@@ -2023,9 +2023,6 @@ fn worker_fails_over_from_a_first_member_answering_500() {
 /// A key deleted behind the worker's back (an operator's `etcdctl del`, a restore) while its
 /// lease lives on: "a key exists exactly while its endpoint is ready", so it comes back.
 #[test]
-#[ignore = "deviation (interface: a key exists exactly while its endpoint is ready): the registrar \
-            trusts its own memory of confirmed keys (register.rs `confirmed`), so a key deleted \
-            by someone else while the lease lives is never written again; keepalives continue"]
 fn worker_restores_a_key_deleted_behind_its_back() {
     let fake = FakeEtcd::start();
     let tmp = Tmp::new("foreigndel");

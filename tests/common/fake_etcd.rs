@@ -1166,6 +1166,31 @@ fn call(st: &mut Store, path: &str, req: &Value, fault: Fault) -> (u16, String) 
                     .done(),
             )
         }
+        "/v3/lease/timetolive" | "/v3/kv/lease/timetolive" => {
+            let id = int(req, "ID").unwrap_or(0);
+            let mut o = Obj::new().raw("header", header(st)).s("ID", id);
+            match st.leases.get(&id) {
+                None => o = o.s("TTL", -1),
+                Some((ttl, expiry)) => {
+                    let left = expiry.saturating_duration_since(Instant::now());
+                    o = o
+                        .s("TTL", left.as_secs() + u64::from(left.subsec_nanos() > 0))
+                        .s("grantedTTL", ttl);
+                    if flag(req, "keys") {
+                        let keys: Vec<String> = st
+                            .kvs
+                            .values()
+                            .filter(|kv| kv.lease == id)
+                            .map(|kv| format!("\"{}\"", b64(&kv.key)))
+                            .collect();
+                        if !keys.is_empty() {
+                            o = o.raw("keys", format!("[{}]", keys.join(",")));
+                        }
+                    }
+                }
+            }
+            (200, o.done())
+        }
         "/v3/lease/revoke" => {
             let id = int(req, "ID").unwrap_or(0);
             if revoke(st, id, false) {
