@@ -1651,12 +1651,23 @@ fn fake_speaks_the_gateway() {
         r.starts_with(r#"{"result":{"#) && r.contains(r#""TTL":"5""#),
         "{r}"
     );
+    let (_, r) = post(
+        a,
+        "/v3/lease/timetolive",
+        r#"{"ID":"7587888160958627365","keys":true}"#,
+    );
+    assert!(
+        r.contains(&format!(r#""grantedTTL":"5","keys":["{key}"]"#)),
+        "{r}"
+    );
     let (st, _) = post(a, "/v3/lease/revoke", r#"{"ID":"7587888160958627365"}"#);
     assert_eq!(st, 200);
     read_until(&mut w, r#""type":"DELETE""#);
     assert!(fake.key("v1/instances/a/b/c/1").is_none());
     let (_, r) = post(a, "/v3/lease/keepalive", r#"{"ID":"7587888160958627365"}"#);
     assert!(!r.contains("TTL") && r.contains("\"ID\""), "{r}");
+    let (_, r) = post(a, "/v3/lease/timetolive", r#"{"ID":"7587888160958627365"}"#);
+    assert!(r.contains(r#""TTL":"-1""#), "{r}");
     let (st, r) = post(
         a,
         "/v3/kv/put",
