@@ -2020,6 +2020,51 @@ fn worker_fails_over_from_a_first_member_answering_500() {
     worker_fails_over_from(Fault::Http500);
 }
 
+/// A member that hangs and later applies what it was sent: a delete that lands after healthd gave
+/// up on it, and after the endpoint became ready again, does not leave the ready endpoint
+/// unregistered for good.
+#[test]
+fn worker_converges_after_late_writes_from_a_hung_member() {
+    let fake = FakeEtcd::start();
+    let tmp = Tmp::new("late");
+    tmp.write("ready\ngenerate=ready\n");
+    let file = tmp.file_str();
+    let _h = worker(&tmp, Some(&fake));
+    poll("registered", || registered(&fake));
+    fake.set_fault(Fault::Delay);
+    let set = |args: &[&str]| {
+        let mut a = vec!["set"];
+        a.extend_from_slice(args);
+        let (code, _, err) = run(&[("HEALTHD_READY_FILE", file.as_str())], &a);
+        assert_eq!(code, 0, "{err}");
+    };
+    set(&["generate", "notready"]);
+    poll("the delete sent", || {
+        fake.requests().iter().any(|r| {
+            r.fault == Fault::Delay && (r.path == "/v3/kv/txn" || r.path == "/v3/kv/deleterange")
+        })
+    });
+    set(&["generate", "ready"]);
+    // The retry after the first deadline meets the hung member too.
+    poll("a second call to the hung member", || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.fault == Fault::Delay)
+            .count()
+            >= 2
+    });
+    fake.set_fault(Fault::Good);
+    let calm = Instant::now() + Duration::from_millis(1600);
+    poll("registered after every late write landed", || {
+        Instant::now() > calm && registered(&fake)
+    });
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        assert!(registered(&fake), "{:?}", fake.keys());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A key deleted behind the worker's back (an operator's `etcdctl del`, a restore) while its
 /// lease lives on: "a key exists exactly while its endpoint is ready", so it comes back.
 #[test]

@@ -54,6 +54,9 @@ pub enum Fault {
     /// Every answer trickles out one byte per 100 ms (each read gets something, the whole answer
     /// takes half a minute): only a deadline per call, not per read, ends it.
     Trickle,
+    /// Every request is held for 1.5 s, then applied and answered (a member that hangs and
+    /// recovers): the client has given up by then, but the change still lands, late.
+    Delay,
     /// Open and new watch streams stay open but deliver nothing after `created` (a stuck
     /// member, or a proxy that buffers the stream); every other call answers normally.
     StallWatch,
@@ -901,6 +904,12 @@ fn serve(s: &Shared, mut conn: TcpStream) -> io::Result<()> {
             .and_then(Result::ok)
             .unwrap_or(Value::Null);
         let fault = log(s, &req, &body, &req.body);
+        let fault = if fault == Fault::Delay {
+            std::thread::sleep(Duration::from_millis(1500));
+            Fault::Good
+        } else {
+            fault
+        };
         match fault {
             Fault::Silent => {
                 hold(s, &mut conn);
