@@ -9,8 +9,14 @@
                                     hold IDLE idle and SLOW slowloris connections (reconnecting
                                     those the server closes) for SECONDS
     hostile.py first200 PORT CMD... exec CMD and print µs until the first 200 on PORT
+    hostile.py mix PORT SECONDS IDLE SLOW
+                                    the hostile mix against a healthd that is ready (a container's
+                                    published port): IDLE idle and SLOW slowloris connections held,
+                                    garbage connections throughout, and fresh probes that must all
+                                    answer 200 within 1 s
 
-scripts/suites/attack.sh runs the attack suite; scripts/bench.sh uses the other commands.
+scripts/suites/attack.sh runs the attack suite; scripts/bench.sh uses probe, hold and first200;
+scripts/test-container.sh runs mix against a container under memory, pids and CPU limits.
 """
 
 import os
@@ -78,7 +84,7 @@ def read_response(sock, deadline):
     return int(m.group(1)), headers, body
 
 
-def probe(port, path="/health", bound=PROBE_BOUND):
+def probe(port, path="/health", bound=PROBE_BOUND, want=(200, 503)):
     """One kubelet-style probe on a fresh connection; returns seconds taken. Raises on any fault."""
     t0 = time.monotonic()
     deadline = t0 + bound
@@ -89,7 +95,7 @@ def probe(port, path="/health", bound=PROBE_BOUND):
             status, headers, body = read_response(s, deadline)
     except OSError as e:
         raise Failure(f"probe {path}: {e!r}") from None
-    if status not in (200, 503):
+    if status not in want:
         raise Failure(f"probe {path}: status {status}")
     if headers.get("content-length") != str(len(body)):
         raise Failure(f"probe {path}: content-length {headers.get('content-length')} vs {len(body)}")
@@ -171,8 +177,8 @@ class Healthd:
 class Prober:
     """Probes with fresh connections every `interval` s in a thread until stopped; records faults."""
 
-    def __init__(self, port, interval=0.02):
-        self.port, self.interval = port, interval
+    def __init__(self, port, interval=0.02, want=(200, 503)):
+        self.port, self.interval, self.want = port, interval, want
         self.times, self.faults = [], []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -180,7 +186,7 @@ class Prober:
     def _run(self):
         while not self._stop.is_set():
             try:
-                self.times.append(probe(self.port))
+                self.times.append(probe(self.port, want=self.want))
             except Failure as e:
                 self.faults.append(str(e))
             self._stop.wait(self.interval)
@@ -720,6 +726,34 @@ def cmd_first200(port, argv, server_cpu=None, poll_cpu=None):
         os.waitpid(pid, 0)
 
 
+def cmd_mix(port, seconds, idle, slow):
+    """Idle + slowloris held, garbage batches, probes every 50 ms that must all answer 200."""
+    raise_nofile()
+    seed = int(os.environ.get("ATTACK_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    probe(port, want=(200,))
+    garbage = 0
+    t0 = time.monotonic()
+    with Holder(port, idle, slow) as hold:
+        with Prober(port, interval=0.05, want=(200,)) as pr:
+            end = t0 + seconds
+            while time.monotonic() < end:
+                batch = []
+                for i in range(200):
+                    junk = bytes(rng.getrandbits(8) for _ in range(rng.choice((1, 16, 100, 1000, 4096))))
+                    batch.append((b"GET /health HTTP/1.1\r\n" if i % 3 == 0 else b"") + junk)
+                many(port, batch, parallel=200)
+                garbage += len(batch)
+                time.sleep(0.1)
+        held = len(hold.conns)
+    if pr.faults:
+        raise SystemExit(f"mix: {len(pr.faults)} of {len(pr.times) + len(pr.faults)} probes "
+                         f"failed (seed {seed}), first: {pr.faults[0]}")
+    probe(port, want=(200,))
+    print(f"mix: {idle} idle + {slow} slowloris held ({held} open at the end, {hold.reopened} "
+          f"reopened), {garbage} garbage connections, {pr.verdict('mix')} (seed {seed})")
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "attack":
         attack(argv[1])
@@ -727,6 +761,8 @@ def main(argv):
         cmd_probe(int(argv[1]), int(argv[2]))
     elif len(argv) == 5 and argv[0] == "hold":
         cmd_hold(int(argv[1]), int(argv[2]), int(argv[3]), float(argv[4]))
+    elif len(argv) == 5 and argv[0] == "mix":
+        cmd_mix(int(argv[1]), float(argv[2]), int(argv[3]), int(argv[4]))
     elif len(argv) >= 3 and argv[0] == "first200":
         cmd_first200(int(argv[1]), argv[2:])
     else:

@@ -463,7 +463,8 @@ top_pid=""
 hpid=""
 
 lease=$(etcdctl_ lease grant 30 | awk '{ print $2 }')
-id=$((16#$lease))
+id=$((16#$lease)) # etcd's lease ids are positive int64s
+lease=$(printf '%x' "$id") # etcdctl pads the hex to 16 digits; Dynamo's keys do not
 etcdctl_ put --lease "$lease" "v1/instances/dynamo/backend/generate/$lease" \
   "{\"type\":\"Endpoint\",\"component\":\"backend\",\"endpoint\":\"generate\",\"namespace\":\"dynamo\",\"instance_id\":$id,\"transport\":{\"nats_tcp\":\"dynamo_backend.generate-$lease\"}}" >/dev/null
 extra_env=(HEALTHD_ROLE=frontend DYN_HTTP_PORT=0 "ETCD_ENDPOINTS=http://etcd-hosts:$etcd_port")

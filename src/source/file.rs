@@ -479,6 +479,11 @@ impl Inotify {
                 let name = &bytes[off + head..(off + head + name_len).min(bytes.len())];
                 let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
                 off += head + name_len;
+                // Only events of the current watch count: removing a replaced watch queues an
+                // IN_IGNORED for it, which must not move the new watch again (that looped).
+                if Some(ev.wd) != self.wd {
+                    continue;
+                }
                 let self_gone = ev.mask
                     & (libc::IN_IGNORED
                         | libc::IN_DELETE_SELF
