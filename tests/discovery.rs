@@ -654,7 +654,7 @@ fn worker_survives(fault: Fault, name: &str) {
     }
     let mut faulty = worker(&t1, Some(&fake));
     let reference = worker(&t2, None);
-    same_as_without_etcd(&mut faulty, &reference, Duration::from_millis(2500));
+    same_as_without_etcd(&mut faulty, &reference, Duration::from_millis(2200));
     assert!(
         !fake.requests().is_empty(),
         "healthd never called the fake\nstderr:\n{}",
@@ -666,7 +666,7 @@ fn worker_survives(fault: Fault, name: &str) {
     same_as_without_etcd(&mut faulty, &reference, Duration::ZERO);
 
     fake.set_fault(fault);
-    same_as_without_etcd(&mut faulty, &reference, Duration::from_millis(2500));
+    same_as_without_etcd(&mut faulty, &reference, Duration::from_millis(2200));
 
     let back = Instant::now();
     fake.set_fault(Fault::Good);
