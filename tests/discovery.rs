@@ -1684,6 +1684,7 @@ fn frontend_recovers_from_a_watch_cut_mid_line() {
     until_health(&h, &healthy(&[ID_A]));
     poll("a watch open", || fake.watches_open() >= 1);
     let watches = fake.requests_to("/v3/watch").len();
+    let ranges = full_ranges(&fake);
 
     fake.put_and_cut(
         "v1/instances/dynamo/backend/generate/2b",
@@ -1693,16 +1694,26 @@ fn frontend_recovers_from_a_watch_cut_mid_line() {
     poll("a new watch", || {
         fake.requests_to("/v3/watch").len() > watches && fake.watches_open() >= 1
     });
+    assert!(full_ranges(&fake) > ranges, "ranged again after the cut");
 
     let watches = fake.requests_to("/v3/watch").len();
+    let ranges = full_ranges(&fake);
     fake.delete_and_cut(&format!("v1/instances/dynamo/backend/generate/{ID_A:x}"));
     until_health(&h, &healthy(&[0x2b]));
     poll("a new watch", || {
         fake.requests_to("/v3/watch").len() > watches && fake.watches_open() >= 1
     });
+    assert!(full_ranges(&fake) > ranges, "ranged again after the cut");
     // And the new watch works.
     put_one(&fake, "generate", 0x2c);
     until_health(&h, &healthy(&[0x2b, 0x2c]));
+}
+
+/// Ranges that list keys (not the count-only confirmations).
+fn full_ranges(fake: &FakeEtcd) -> usize {
+    sent(fake, "/v3/kv/range", |b| {
+        field(b, "count_only").and_then(Value::as_bool) != Some(true)
+    })
 }
 
 /// A watch cut right after a change that was then compacted away: resuming from the next revision
