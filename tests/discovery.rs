@@ -1747,12 +1747,22 @@ fn frontend_recovers_from_a_compacted_revision() {
 /// hold again, the list is right and followed.
 #[test]
 fn frontend_recovers_from_watch_streams_cut_repeatedly() {
+    watch_streams_break_repeatedly(Fault::CutWatch);
+}
+
+/// Every new watch ends cleanly (no cancel line, no error) right after its created line.
+#[test]
+fn frontend_recovers_from_watch_streams_that_end_cleanly() {
+    watch_streams_break_repeatedly(Fault::EndWatch);
+}
+
+fn watch_streams_break_repeatedly(fault: Fault) {
     let fake = FakeEtcd::start();
     put_one(&fake, "generate", ID_A);
     let h = frontend(&fake.url());
     until_health(&h, &healthy(&[ID_A]));
-    // Every watch is cut right after it is created, while the keys change.
-    fake.set_fault(Fault::CutWatch);
+    // Every watch breaks right after it is created, while the keys change.
+    fake.set_fault(fault);
     put_one(&fake, "generate", 0x2b);
     fake.delete(&format!("v1/instances/dynamo/backend/generate/{ID_A:x}"));
     poll("several watch attempts", || {

@@ -37,6 +37,9 @@ pub enum Fault {
     Http500,
     /// Watches: the created line, then half of a line, then close. Other calls answer normally.
     CutWatch,
+    /// Watches end cleanly (the terminating chunk) right after `created`, without a cancel line
+    /// (a gateway or proxy timing the stream out). Other calls answer normally.
+    EndWatch,
     /// A 100 MB answer to everything (open watch streams get a 100 MB line).
     Huge,
     /// Read requests, answer nothing, ever (open watch streams fall silent forever).
@@ -1459,6 +1462,7 @@ fn watch_stream(s: &Shared, conn: &mut TcpStream, req: &Value) -> io::Result<()>
         match fault {
             Fault::Garbage => return conn.write_all(GARBAGE),
             Fault::Http500 | Fault::Reset => return Ok(()),
+            Fault::EndWatch => return conn.write_all(b"0\r\n\r\n"),
             Fault::NoLeader => {
                 chunk(conn, NO_LEADER_LINE)?;
                 return conn.write_all(b"0\r\n\r\n");
