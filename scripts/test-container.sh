@@ -27,11 +27,13 @@
 #   readme    every docker command in README.md, extracted from it and run as written
 #   limits    --memory 16m --pids-limit 16 --cpus 0.2 under the hostile mix (scripts/hostile.py)
 #   etcd      an etcd image FROM scratch (Debian's etcd and the libraries it links) and a 3-member
-#             cluster on a private network; the worker/frontend scenario is a placeholder
+#             cluster on a private network; 3 registering workers and a frontend through a worker
+#             killed and disconnected, a member killed and paused, etcd wiped, a frontend restart
 #
 # Everything created carries the label healthd.test.run=<run id> or a claimed name, and is removed
 # at exit (tags that existed before are restored). Environment: CI=true makes "no engine" a failure;
-# DOCKER picks the client. The whole suite stays within 5 minutes on a 2-core machine.
+# DOCKER picks the client; CONTAINER_ITEMS="etcd ..." runs only those items. The whole suite stays
+# within 5 minutes on a 2-core machine.
 # shellcheck disable=SC2015 # `[ A ] && [ B ] || fail ...`: fail exits, so it runs only when A or B failed
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -226,6 +228,7 @@ cleanup() {
       say "stopped the dockerd started here; removed its iptables rules and docker0"
     fi
   fi
+  [ -z "${ETCD_DATA:-}" ] || rm -rf "$ETCD_DATA"
   rm -rf "$work"
   exit "$rc"
 }
@@ -754,6 +757,7 @@ item_limits() {
 # --- item: etcd --------------------------------------------------------------------------------
 
 ETCD_IMAGE=healthd-test-etcd:$RUN
+ETCD_DATA=$(mktemp -d /dev/shm/healthd-etcd.XXXXXX 2>/dev/null || mktemp -d "$work/etcd-data.XXXXXX")
 
 # build_etcd_image: an etcd image FROM scratch out of Debian's etcd and etcdctl and the libraries
 # ldd lists for them (Debian builds etcd with cgo: it links libc and needs the loader), at the
@@ -780,12 +784,16 @@ EOF
     fail "docker build of the etcd image failed"
 }
 
-# etcd_cluster NETWORK N: N members etcd1..N on NETWORK (names are aliases there).
+# etcd_cluster NETWORK N: N members etcd1..N on NETWORK (names are aliases there). Each member's
+# data is a host directory on tmpfs (ETCD_DATA, /dev/shm: no disk fsyncs on a shared machine) that
+# outlives the container's process: a killed member started again rejoins with its log (a member
+# restarted empty would panic on the leader's commit index), and a wipe is rm -rf on the host.
 etcd_cluster() {
   local net=$1 n=$2 i cluster=""
   for i in $(seq "$n"); do cluster+="${cluster:+,}etcd$i=http://etcd$i:2380"; done
   for i in $(seq "$n"); do
-    start "etcd$i" --network "$net" --network-alias "etcd$i" --tmpfs /var/lib/etcd "$ETCD_IMAGE" \
+    mkdir -p "$ETCD_DATA/etcd$i"
+    start "etcd$i" --network "$net" --network-alias "etcd$i" -v "$ETCD_DATA/etcd$i:/var/lib/etcd" "$ETCD_IMAGE" \
       --name "etcd$i" --data-dir /var/lib/etcd/data \
       --listen-peer-urls http://0.0.0.0:2380 --listen-client-urls http://0.0.0.0:2379 \
       --initial-advertise-peer-urls "http://etcd$i:2380" --advertise-client-urls "http://etcd$i:2379" \
@@ -827,18 +835,411 @@ etcd_ip_endpoints() {
   echo "$urls"
 }
 
-# cluster_workers NETWORK ENDPOINTS: the worker/frontend scenario, a placeholder until healthd
-# registers in etcd (another issue). The plan, on NETWORK with the 3 members above:
-#   - 2 workers: healthd:local with HEALTHD_REGISTER=on, ETCD_ENDPOINTS=ENDPOINTS (names, or
-#     $(etcd_ip_endpoints NETWORK 3) if healthd takes IP literals only), ETCD_LEASE_TTL=2s, a
-#     published 127.0.0.1 port each; and a frontend: HEALTHD_ROLE=frontend, the same ETCD_ENDPOINTS,
-#     DYN_HTTP_PORT published on 127.0.0.1.
-#   - a worker made ready (docker kill -s USR1) appears in the frontend's /health "instances";
-#     docker stop of a worker removes it at once (lease revoked); docker kill -s KILL removes it
-#     within ETCD_LEASE_TTL (lease expiry); `docker stop` of one etcd member changes nothing (quorum);
-#     etcdctl get --prefix shows the keys the workers hold.
+# cluster_workers NETWORK ENDPOINTS: issue 14, item 8. Three workers (HEALTHD_REGISTER=on,
+# ETCD_ENDPOINTS=ENDPOINTS: names, resolved by healthd through Docker's DNS at 127.0.0.11) and a
+# frontend, on NETWORK with the members, each also on a second, non-internal network that carries
+# only its published 127.0.0.1 port. A prober (cluster_prober) asks every /health every 50 ms from
+# the start to the end and logs each change of answer with its time; every step asserts the
+# frontend's view before, during and after it from that log, and each worker's own /health may never
+# answer anything but 200 ready (a killed worker: nothing at all). Instance ids come from the
+# workers' own log ("lease ... granted ...; instance id N"); fault times from the engine's events.
+CLUSTER_TTL=3
 cluster_workers() {
-  say "etcd: SKIPPED: worker/frontend registration scenario (needs healthd's etcd registration: ETCD_ENDPOINTS, HEALTHD_REGISTER, HEALTHD_ROLE=frontend, ETCD_LEASE_TTL)"
+  local net=$1 endpoints=$2 pub=$RUN-pub cw=$work/cluster w i t0
+  mkdir -p "$cw"
+  write_prober "$cw"
+  d network create --label "$LABEL" "$pub" >/dev/null || fail "docker network create $pub"
+  local common=(--label "$LABEL" --network "$pub" -e ETCD_ENDPOINTS="$endpoints" -e "ETCD_LEASE_TTL=$CLUSTER_TTL"
+    -e HEALTHD_SHUTDOWN_GRACE=500ms)
+  for w in w1 w2 w3 fe; do
+    if [ "$w" = fe ]; then
+      d create "${common[@]}" --name "$RUN-fe" -e HEALTHD_ROLE=frontend -e DYN_HTTP_PORT=8000 -p 127.0.0.1::8000 healthd:local >/dev/null
+    else
+      d create "${common[@]}" --name "$RUN-$w" -e HEALTHD_REGISTER=on -p 127.0.0.1::8081 healthd:local >/dev/null
+    fi || fail "docker create $w"
+    d network connect "$net" "$RUN-$w" || fail "docker network connect $net $w"
+    d start "$RUN-$w" >/dev/null || fail "docker start $w"
+  done
+  # On failure: the prober stops, and what healthd said (the last lines of each log) is shown.
+  CLUSTER_PROBER=""
+  trap 'rc=$?; [ -z "$CLUSTER_PROBER" ] || kill "$CLUSTER_PROBER" 2>/dev/null
+    [ $rc = 0 ] || for w in w1 w2 w3 fe; do d logs --tail 12 "$RUN-$w" 2>&1 | sed "s/^/container: etcd: $w: /" >&2; done' EXIT
+  for w in w1 w2 w3 fe; do
+    poll "$w listening" 10 listening "$RUN-$w"
+    cluster_port "$w"
+    # The names reach healthd only through Docker's DNS: its resolv.conf, no hosts entry.
+    grep -qx 'nameserver 127.0.0.11' "$(inspect "$RUN-$w" '{{.ResolvConfPath}}')" || fail "$w's /etc/resolv.conf does not name Docker's DNS (127.0.0.11)"
+    ! grep -q etcd "$(inspect "$RUN-$w" '{{.HostsPath}}')" || fail "$w's /etc/hosts names an etcd member"
+  done
+  local nets
+  # shellcheck disable=SC2016 # a Go template
+  nets=$(inspect "$RUN-w1" '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}')
+  [ "$nets" = "$net $pub " ] || fail "w1 is on the networks '$nets', want '$net $pub '"
+  poll "the frontend to say 'No endpoints available'" 10 cw_body_has fe '{"instances":[],"message":"No endpoints available","status":"unhealthy"}'
+  for w in w1 w2 w3; do d exec "$RUN-$w" /healthd set generate ready >/dev/null || fail "healthd set generate ready in $w"; done
+  local -A id=()
+  for w in w1 w2 w3; do
+    poll "$w to register (healthd_etcd_registered_endpoints 1)" 10 metric_is "$w" healthd_etcd_registered_endpoints 1
+    id[$w]=$(instance_id "$w")
+    [ -n "${id[$w]}" ] || fail "$w: no 'instance id' line in its log"
+  done
+  local full
+  full=$(want "${id[w1]}" "${id[w2]}" "${id[w3]}")
+  poll "the frontend to list the 3 workers" 5 cw_body_is fe "$full"
+  cluster_prober "$cw" w1 w2 w3 fe &
+  CLUSTER_PROBER=$!
+  poll "the prober's first answers" 5 eval "[ -s $cw/state.fe ] && [ -s $cw/state.w1 ] && [ -s $cw/state.w2 ] && [ -s $cw/state.w3 ]"
+  local ttl_ms=$((CLUSTER_TTL * 1000)) since
+  since=$(now_ms)
+  only fe 0 "$full" "before the faults"
+  local e_list
+  e_list=$(grep -o 'etcd[0-9]:2379' <<<"$endpoints" | paste -sd, | sed 's/,/, /g')
+  ok "cluster: 3 workers registered through names ($e_list; Docker's DNS), the frontend lists instance ids ${id[w1]}, ${id[w2]}, ${id[w3]}"
+
+  # 1. docker kill a worker: its key goes with its lease (<= TTL + 1 s); docker start: a new lease.
+  t0=$(now_ms)
+  d kill "$RUN-w1" >/dev/null || fail "docker kill w1"
+  local t_kill two gone
+  t_kill=$(kill_ms "$RUN-w1" 9 "$t0")
+  two=$(want "${id[w2]}" "${id[w3]}")
+  poll "the frontend to drop the killed w1" $((CLUSTER_TTL + 2)) state_is fe "$two"
+  gone=$(first_ms fe "$t_kill" "$two")
+  gone=$((gone - t_kill))
+  [ "$gone" -le $((ttl_ms + 1000)) ] || fail "the killed w1 left the frontend's list ${gone} ms after SIGKILL, want <= TTL + 1 s"
+  only fe "$since" "$full|$two" "while w1 was killed"
+  since=$(now_ms)
+  d start "$RUN-w1" >/dev/null || fail "docker start w1"
+  cluster_port w1
+  poll "w1 to register again" 10 metric_is w1 healthd_etcd_registered_endpoints 1
+  local old=${id[w1]}
+  id[w1]=$(instance_id w1)
+  [ "${id[w1]}" != "$old" ] || fail "w1 restarted with the instance id $old it had before the kill"
+  full=$(want "${id[w1]}" "${id[w2]}" "${id[w3]}")
+  poll "the frontend to list the restarted w1" 5 state_is fe "$full"
+  only fe "$since" "$two|$full" "while w1 restarted"
+  ok "1. docker kill w1: gone from the frontend ${gone} ms after the engine's SIGKILL (TTL ${CLUSTER_TTL} s); docker start: back as ${id[w1]} (was $old)"
+
+  # 2. docker network disconnect a worker from etcd: gone <= TTL + 1 s, its own /health unchanged;
+  #    reconnected: back with a new instance id within 2 s.
+  since=$(now_ms)
+  d network disconnect "$net" "$RUN-w2" || fail "docker network disconnect $net w2"
+  local t_disc t_conn back others
+  t_disc=$(net_event_ms disconnect "$net" "$RUN-w2" "$since")
+  others=$(want "${id[w1]}" "${id[w3]}")
+  poll "the frontend to drop the disconnected w2" $((CLUSTER_TTL + 2)) state_is fe "$others"
+  gone=$(first_ms fe "$t_disc" "$others")
+  gone=$((gone - t_disc))
+  [ "$gone" -le $((ttl_ms + 1000)) ] || fail "the disconnected w2 left the frontend's list ${gone} ms after the disconnect, want <= TTL + 1 s"
+  poll "w2's healthd_etcd_connected 0 while disconnected" 5 metric_is w2 healthd_etcd_connected 0
+  only fe "$since" "$full|$others" "while w2 was disconnected"
+  since=$(now_ms)
+  d network connect "$net" "$RUN-w2" || fail "docker network connect $net w2"
+  t_conn=$(net_event_ms connect "$net" "$RUN-w2" "$since")
+  poll "w2 to register again after the reconnect" 5 eval "[ \"\$(instance_id w2)\" != ${id[w2]} ] && metric_is w2 healthd_etcd_registered_endpoints 1"
+  old=${id[w2]}
+  id[w2]=$(instance_id w2)
+  full=$(want "${id[w1]}" "${id[w2]}" "${id[w3]}")
+  poll "the frontend to list the reconnected w2" 5 state_is fe "$full"
+  back=$(first_ms fe "$t_conn" "$full")
+  back=$((back - t_conn))
+  [ "$back" -le 2000 ] || fail "the reconnected w2 was back in the frontend's list ${back} ms after the reconnect, want <= 2 s"
+  only fe "$since" "$others|$full" "while w2 reconnected"
+  ok "2. docker network disconnect w2: gone ${gone} ms after the engine's disconnect, its /health 200 ready throughout; reconnected: back as ${id[w2]} (was $old) ${back} ms after the connect"
+
+  # 3. docker kill one member (a follower the frontend does not watch: killing the leader starts an
+  #    election that a 3 s TTL does not outlast): the list does not change, no worker loses its lease.
+  since=$(now_ms)
+  local grants watched leader victim
+  grants=$(all_grants)
+  poll "the frontend's watch connection" 5 eval "[ -n \"\$(watched_member $net)\" ]"
+  watched=$(watched_member "$net")
+  leader=$(etcd_leader)
+  [ -n "$leader" ] || fail "no member reports itself leader"
+  victim=$(for i in 1 2 3; do echo "etcd$i"; done | grep -vx -e "$watched" -e "$leader" | head -n1)
+  d kill "$RUN-$victim" >/dev/null || fail "docker kill $victim"
+  hold "the frontend's list while $victim is down" $((CLUSTER_TTL + 1)) state_is fe "$full"
+  [ "$(all_grants)" = "$grants" ] || fail "a worker was granted a new lease while $victim was down ($grants -> $(all_grants))"
+  d start "$RUN-$victim" >/dev/null || fail "docker start $victim"
+  poll "the 3 members healthy after $victim restarted" 30 etcd_healthy 3
+  only fe "$since" "$full" "while $victim was killed"
+  ok "3. docker kill $victim (a follower; the frontend watches $watched, the leader is $leader): the list unchanged for $((CLUSTER_TTL + 1)) s, no lease lost; docker start: it rejoined"
+
+  # 4. docker pause the member the frontend watches (found from its sockets: nsenter ss). The
+  #    leader is moved off it first (etcdctl move-leader): pausing the leader starts an election.
+  since=$(now_ms)
+  poll "the frontend's watch connection" 5 eval "[ -n \"\$(watched_member $net)\" ]"
+  watched=$(watched_member "$net")
+  leader=$(etcd_leader)
+  local moved=""
+  if [ "$watched" = "$leader" ]; then
+    local to
+    to=$(for i in 1 2 3; do echo "etcd$i"; done | grep -vx "$watched" | head -n1)
+    etcdctl_in "$to" --endpoints="http://$leader:2379" move-leader "$(member_id "$to")" >/dev/null ||
+      fail "etcdctl move-leader from $leader to $to"
+    poll "leadership to move from $leader to $to" 10 eval "[ \"\$(etcd_leader)\" = $to ]"
+    moved=" (the leader: leadership moved to $to first)"
+  fi
+  grants=$(all_grants)
+  d pause "$RUN-$watched" >/dev/null || fail "docker pause $watched"
+  poll "the frontend to leave the paused $watched" $((CLUSTER_TTL + 2)) eval "w=\$(watched_member $net) && [ -n \"\$w\" ] && [ \"\$w\" != $watched ]"
+  local now_watched
+  now_watched=$(watched_member "$net")
+  hold "the frontend's list while $watched is paused" $((CLUSTER_TTL + 1)) state_is fe "$full"
+  [ "$(all_grants)" = "$grants" ] || fail "a worker was granted a new lease while $watched was paused ($grants -> $(all_grants))"
+  d unpause "$RUN-$watched" >/dev/null || fail "docker unpause $watched"
+  poll "the 3 members healthy after unpausing $watched" 20 etcd_healthy 3
+  only fe "$since" "$full" "while $watched was paused"
+  ok "4. docker pause $watched, the member the frontend watched$moved: it moved to $now_watched, the list stayed right, no lease lost"
+
+  # 5. Stop every member, wipe their data, start them: every worker back with a new lease within
+  #    TTL + 2 s of the members' start, no worker process restarted.
+  since=$(now_ms)
+  local before_proc t_up ids_re
+  before_proc=$(for w in w1 w2 w3; do inspect "$RUN-$w" '{{.State.Pid}} {{.State.StartedAt}} {{.RestartCount}}'; done)
+  d stop -t 5 "$RUN-etcd1" "$RUN-etcd2" "$RUN-etcd3" >/dev/null || fail "docker stop of the members"
+  for i in 1 2 3; do
+    exited "$RUN-etcd$i" || fail "etcd$i is $(inspect "$RUN-etcd$i" '{{.State.Status}}') after docker stop"
+    rm -rf "${ETCD_DATA:?}/etcd$i/data"
+  done
+  d start "$RUN-etcd1" "$RUN-etcd2" "$RUN-etcd3" >/dev/null || fail "docker start of the members"
+  t_up=$(for i in 1 2 3; do ms "$(inspect "$RUN-etcd$i" '{{.State.StartedAt}}')"; done | sort -n | tail -n1)
+  poll "the 3 wiped members healthy" 30 etcd_healthy 3
+  [ -z "$(etcdctl_in etcd1 get --print-value-only /healthd/smoke)" ] || fail "/healthd/smoke survived the wipe"
+  old="${id[w1]} ${id[w2]} ${id[w3]}"
+  ids_re="${id[w1]}|${id[w2]}|${id[w3]}"
+  poll "every worker registered again after the wipe" $((CLUSTER_TTL + 5)) all_reregistered "$old"
+  for w in w1 w2 w3; do id[$w]=$(instance_id "$w"); done
+  full=$(want "${id[w1]}" "${id[w2]}" "${id[w3]}")
+  poll "the frontend to list the re-registered workers" 5 state_is fe "$full"
+  back=$(first_ms fe "$t_up" "$full")
+  back=$((back - t_up))
+  [ "$back" -le $((ttl_ms + 2000)) ] || fail "after the wipe the list was whole ${back} ms after the members started, want <= TTL + 2 s"
+  [ "$(for w in w1 w2 w3; do inspect "$RUN-$w" '{{.State.Pid}} {{.State.StartedAt}} {{.RestartCount}}'; done)" = "$before_proc" ] ||
+    fail "a worker container restarted during the wipe: $before_proc"
+  ids_re+="|${id[w1]}|${id[w2]}|${id[w3]}"
+  only fe "$since" "$full|healthy (($ids_re)(,|\$))+|unhealthy none|unavailable" "while etcd was stopped and wiped"
+  local seen
+  seen=$(awk -v s="$since" '$2 == "fe" && $1 >= s { sub(/^[^ ]+ [^ ]+ /, ""); sub(/^healthy .*/, "healthy"); if ($0 != last) printf "%s%s", (n++ ? " -> " : ""), $0; last = $0 }' "$cw/log")
+  ok "5. docker stop of every member, data wiped, docker start: the list whole again ${back} ms after the last member started (new ids ${id[w1]}, ${id[w2]}, ${id[w3]}); the workers kept their process (PID, StartedAt, RestartCount 0); the frontend said: $seen"
+
+  # 6. docker restart the frontend: the list is whole again within 1 s of it answering.
+  since=$(now_ms)
+  d restart -t 5 "$RUN-fe" >/dev/null || fail "docker restart fe"
+  cluster_port fe
+  local t_listen
+  t_listen=$(d logs -t "$RUN-fe" 2>&1 | grep -F 'healthd: listening on' | tail -n1 | cut -d' ' -f1)
+  [ "$(d logs "$RUN-fe" 2>&1 | grep -cF 'healthd: listening on')" = 2 ] || fail "the frontend's log has not 2 'listening on' lines after docker restart"
+  t_listen=$(ms "$t_listen")
+  poll "the restarted frontend to list the workers" 5 state_is fe "$full"
+  back=$(first_ms fe "$t_listen" "$full")
+  back=$((back - t_listen))
+  [ "$back" -le 1000 ] || fail "the restarted frontend listed every worker ${back} ms after it started listening, want <= 1 s"
+  only fe "$since" "$full|down|unavailable|unhealthy none|code 503" "while the frontend restarted"
+  hold "the frontend's list after the restart" 1 state_is fe "$full"
+
+  # Through all of it each worker's own /health answered 200 ready, or nothing while killed.
+  kill "$CLUSTER_PROBER" 2>/dev/null
+  wait "$CLUSTER_PROBER" 2>/dev/null || true
+  CLUSTER_PROBER=""
+  [ -s "$cw/counts" ] || fail "the prober wrote no counts (it died early?)"
+  only w1 0 "ready|down" "w1's own /health"
+  only w2 0 "ready" "w2's own /health (disconnected from etcd in step 2)"
+  only w3 0 "ready" "w3's own /health"
+  [ "$(grep -c ' w1 ' "$cw/log")" = 3 ] || fail "w1's own /health: $(grep ' w1 ' "$cw/log" | tr '\n' ';')"
+  ok "6. docker restart fe: the list whole ${back} ms after it started listening; every worker's own /health answered 200 ready throughout ($(cat "$cw/counts") probes)"
+}
+
+# all_reregistered "OLD IDS": every worker holds a lease that is none of OLD and one endpoint.
+all_reregistered() {
+  local w
+  for w in w1 w2 w3; do
+    [[ " $1 " != *" $(instance_id "$w") "* ]] && metric_is "$w" healthd_etcd_registered_endpoints 1 || return 1
+  done
+}
+# want ID...: the prober's summary of a frontend /health listing exactly these instance ids.
+want() { printf 'healthy %s\n' "$(printf '%s\n' "$@" | LC_ALL=C sort | paste -sd,)"; }
+# instance_id W: the instance id W's healthd logged for its current lease.
+instance_id() {
+  local out
+  out=$(d logs "$RUN-$1" 2>&1)
+  sed -n 's/.*; instance id \([0-9][0-9]*\)$/\1/p' <<<"$out" | tail -n1
+}
+cluster_port() {
+  local p
+  p=$(d port "$RUN-$1" "$([ "$1" = fe ] && echo 8000 || echo 8081)/tcp" | sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -n1)
+  [ -n "$p" ] || fail "$1 publishes no 127.0.0.1 port"
+  echo "$p" >"$work/cluster/port.$1.tmp" && mv "$work/cluster/port.$1.tmp" "$work/cluster/port.$1"
+}
+metric_is() {
+  local out
+  out=$(curl -s --max-time 2 "http://127.0.0.1:$(cat "$work/cluster/port.$1")/metrics") || return 1
+  grep -qx "$2 $3" <<<"$out"
+}
+all_grants() {
+  local w out
+  for w in w1 w2 w3; do
+    out=$(curl -s --max-time 2 "http://127.0.0.1:$(cat "$work/cluster/port.$w")/metrics")
+    printf '%s=%s ' "$w" "$(sed -n 's/^healthd_etcd_leases_granted_total //p' <<<"$out")"
+  done
+}
+cw_body() { curl -s --max-time 2 "http://127.0.0.1:$(cat "$work/cluster/port.$1")/health"; }
+cw_body_has() { [ "$(cw_body "$1")" = "$2" ]; }
+# cw_body_is fe SUMMARY: the frontend's /health, summarized as the prober does, is SUMMARY.
+cw_body_is() { [ "$(cw_body "$1" | python3 "$work/cluster/prober.py" summarize)" = "$2" ]; }
+state_is() { [ "$(cat "$work/cluster/state.$1" 2>/dev/null)" = "$2" ]; }
+# first_ms NAME SINCE SUMMARY: when NAME's answer first changed to SUMMARY at or after SINCE.
+first_ms() {
+  local t
+  t=$(awk -v n="$1" -v s="$2" -v w="$3" '$2 == n && $1 >= s { t = $1; sub(/^[^ ]+ [^ ]+ /, ""); if ($0 == w) { print t; exit } }' "$work/cluster/log")
+  [ -n "$t" ] || fail "the prober never saw $1 answer '$3' after $2"
+  echo "$t"
+}
+# only NAME SINCE REGEX WHAT: every answer NAME gave since SINCE (the one in effect then included)
+# matches REGEX (alternatives of the summaries allowed).
+only() {
+  local bad
+  bad=$(awk -v n="$1" -v s="$2" -v re="^($3)\$" '
+    $2 == n { line = $0; t = $1; sub(/^[^ ]+ [^ ]+ /, ""); if (t < s) { prev = $0; pline = line; next }
+              if ($0 !~ re) { print line; exit } }
+    END { if (prev != "" && prev !~ re) print pline }' "$work/cluster/log")
+  [ -z "$bad" ] || fail "$4: $1 answered '$bad' (ms, target, answer); allowed: $3"
+}
+# hold WHAT SECONDS CMD...: CMD stays true for SECONDS (checked every 50 ms).
+hold() {
+  local what=$1 secs=$2
+  shift 2
+  local deadline=$(($(now_ms) + secs * 1000))
+  while [ "$(now_ms)" -lt "$deadline" ]; do
+    "$@" >/dev/null 2>&1 || fail "$what changed: $(tail -n 3 "$work/cluster/log" | tr '\n' ';')"
+    sleep 0.05
+  done
+}
+# net_event_ms connect|disconnect NETWORK CONTAINER SINCE_MS: the engine's time of that event.
+net_event_ms() {
+  local cid ns
+  cid=$(inspect "$3" '{{.Id}}')
+  ns=$(d events --since "$(($4 / 1000 - 1))" --until "$(date +%s.%N)" --filter type=network --filter "event=$1" \
+    --filter "network=$2" --format '{{.TimeNano}} {{index .Actor.Attributes "container"}}' | awk -v c="$cid" '$2 == c { print $1; exit }')
+  [ -n "$ns" ] || fail "the engine logged no network $1 event for $3 on $2"
+  echo $((ns / 1000000))
+}
+etcdctl_in() {
+  local m=$1
+  shift
+  d exec "$RUN-$m" /usr/bin/etcdctl --dial-timeout=1s --command-timeout=2s "$@" 2>&1
+}
+etcd_members_up() { for i in 1 2 3; do [ "$(inspect "$RUN-etcd$i" '{{.State.Status}}')" = running ] && echo "etcd$i"; done; }
+etcd_healthy() {
+  local m
+  m=$(etcd_members_up | head -n1)
+  [ "$(etcdctl_in "$m" --endpoints=http://etcd1:2379,http://etcd2:2379,http://etcd3:2379 endpoint health | grep -c 'is healthy')" = "$1" ]
+}
+# etcd_leader: the member that reports itself leader (etcdctl endpoint status: field 5).
+etcd_leader() {
+  local m
+  m=$(etcd_members_up | head -n1)
+  etcdctl_in "$m" --endpoints=http://etcd1:2379,http://etcd2:2379,http://etcd3:2379 endpoint status |
+    awk -F', ' '$5 == "true" { sub(/^http:\/\//, "", $1); sub(/:2379$/, "", $1); print $1 }'
+}
+member_id() {
+  etcdctl_in "$1" --endpoints="http://$1:2379" endpoint status | awk -F', ' '{ print $2 }'
+}
+# watched_member NETWORK: the member the frontend holds connections to (its watch), from the
+# established TCP connections in its network namespace; empty unless exactly one member.
+watched_member() {
+  local peers i ip
+  peers=$(nsenter -t "$(host_pid "$RUN-fe")" -n ss -tnH state established '( dport = :2379 )' | awk '{ print $NF }' | sed 's/:2379$//' | sort -u)
+  [ "$(wc -w <<<"$peers")" = 1 ] || return 0
+  for i in 1 2 3; do
+    ip=$(inspect "$RUN-etcd$i" "{{(index .NetworkSettings.Networks \"$1\").IPAddress}}")
+    [ "$ip" != "$peers" ] || echo "etcd$i"
+  done
+}
+# cluster_prober DIR NAME...: GET /health on each NAME's published port (DIR/port.NAME, read every
+# time: a restart may move it) every 50 ms; every change of answer is appended to DIR/log as
+# "MS NAME SUMMARY" and DIR/state.NAME holds the latest. On SIGTERM: DIR/counts.
+cluster_prober() {
+  local dir=$1
+  shift
+  exec python3 "$dir/prober.py" "$dir" "$@"
+}
+write_prober() {
+  cat >"$1/prober.py" <<'PY'
+import http.client, json, os, signal, sys, threading, time
+
+def summarize(name, code, body):
+    """One line per kind of answer; 'bad ...' for anything neither role should ever say."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return f"bad {code} {body[:120]!r}"
+    if name != "fe":
+        if code == 200 and doc.get("status") == "ready" and doc.get("endpoints") == {"generate": "ready"}:
+            return "ready"
+        return f"bad {code} {body[:120]!r}"
+    if code != 200:
+        return f"code {code}"
+    insts = doc.get("instances")
+    if doc.get("status") == "healthy" and insts and doc.get("endpoints") == ["dyn://dynamo.backend.generate"]:
+        ids = []
+        for i in insts:
+            n = i.get("instance_id")
+            if not (type(n) is int and i.get("component") == "backend" and i.get("endpoint") == "generate"
+                    and i.get("namespace") == "dynamo" and i.get("transport") == {"nats_tcp": f"dynamo_backend.generate-{n:x}"}):
+                return f"bad {code} {body[:200]!r}"
+            ids.append(str(n))
+        return "healthy " + ",".join(sorted(ids))
+    msg = doc.get("message", "")
+    if doc.get("status") == "unhealthy" and insts == []:
+        if msg == "No endpoints available":
+            return "unhealthy none"
+        if msg.startswith("Discovery unavailable since "):
+            return "unavailable"
+    return f"bad {code} {body[:200]!r}"
+
+if sys.argv[1] == "summarize":
+    print(summarize("fe", 200, sys.stdin.read()))
+    sys.exit(0)
+
+out, names = sys.argv[1], sys.argv[2:]
+lock = threading.Lock()
+log = open(f"{out}/log", "a", buffering=1)
+counts = {n: 0 for n in names}
+
+def watch(name):
+    last = None
+    while True:
+        t0 = time.time()
+        try:
+            port = int(open(f"{out}/port.{name}").read())
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+            c.request("GET", "/health")
+            r = c.getresponse()
+            s = summarize(name, r.status, r.read().decode("utf-8", "replace"))
+            c.close()
+        except (OSError, http.client.HTTPException, ValueError):
+            s = "down"
+        counts[name] += 1
+        if s != last:
+            with lock:
+                log.write(f"{int(time.time() * 1000)} {name} {s}\n")
+                with open(f"{out}/state.{name}.tmp", "w") as f:
+                    f.write(s + "\n")
+                os.replace(f"{out}/state.{name}.tmp", f"{out}/state.{name}")
+            last = s
+        time.sleep(max(0, 0.05 - (time.time() - t0)))
+
+def stop(*_):
+    with lock:
+        open(f"{out}/counts", "w").write(" ".join(f"{n} {c}" for n, c in counts.items()) + "\n")
+    os._exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+for n in names:
+    threading.Thread(target=watch, args=(n,), daemon=True).start()
+while True:
+    time.sleep(3600)
+PY
 }
 
 # --- run the items -----------------------------------------------------------------------------
@@ -846,6 +1247,8 @@ cluster_workers() {
 readme_commands
 declare -A pids=()
 items=(image health hardened stop run compose readme limits etcd)
+# CONTAINER_ITEMS="etcd run" runs only those items (for working on one; the suite runs them all).
+[ -z "${CONTAINER_ITEMS:-}" ] || read -ra items <<<"$CONTAINER_ITEMS"
 for item in "${items[@]}"; do
   (
     ITEM=$item

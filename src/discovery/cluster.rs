@@ -6,7 +6,7 @@
 //! counted, and never hides the others; each bad key is logged once (the caller logs what
 //! [`Cluster::replace`] and [`Cluster::apply`] return).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::wire::{self, Event, Instance};
@@ -14,9 +14,11 @@ use super::wire::{self, Event, Instance};
 /// The cached list and its freshness.
 #[derive(Debug)]
 pub struct Cluster {
-    instances: BTreeMap<Vec<u8>, Instance>,
-    /// Keys present in etcd that do not parse (so a repeated put is not logged again).
-    bad: BTreeSet<Vec<u8>>,
+    /// Every key under the prefix: its instance, or `None` when it does not parse (kept, so a
+    /// repeated put of the same bad key is not logged or counted again).
+    keys: BTreeMap<Vec<u8>, Option<Instance>>,
+    /// How many of `keys` are instances.
+    listed: usize,
     skipped_total: u64,
     /// The view is believed for this long after a confirmation (the lease TTL).
     ttl: Duration,
@@ -35,8 +37,8 @@ pub struct Cluster {
 impl Cluster {
     pub fn new(ttl: Duration, started: SystemTime) -> Cluster {
         Cluster {
-            instances: BTreeMap::new(),
-            bad: BTreeSet::new(),
+            keys: BTreeMap::new(),
+            listed: 0,
             skipped_total: 0,
             ttl,
             confirmed: None,
@@ -49,14 +51,13 @@ impl Cluster {
 
     /// Replaces the list with a full range; returns one line per newly skipped key.
     pub fn replace(&mut self, kvs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
-        self.instances.clear();
+        let before = std::mem::take(&mut self.keys);
+        self.listed = 0;
         self.rendered = None;
-        let before = std::mem::take(&mut self.bad);
         let mut lines = Vec::new();
         for (k, v) in kvs {
-            if let Some(line) = self.put(k, &v, &before) {
-                lines.push(line);
-            }
+            let was_bad = matches!(before.get(&k), Some(None));
+            lines.extend(self.put(k, &v, was_bad));
         }
         lines
     }
@@ -68,37 +69,33 @@ impl Cluster {
         for (k, v) in events {
             match v {
                 Some(v) => {
-                    let seen = std::mem::take(&mut self.bad);
-                    let line = self.put(k, &v, &seen);
-                    self.bad.extend(seen);
-                    lines.extend(line);
+                    let was_bad = matches!(self.keys.get(&k), Some(None));
+                    lines.extend(self.put(k, &v, was_bad));
                 }
                 None => {
-                    self.instances.remove(&k);
-                    self.bad.remove(&k);
+                    if let Some(Some(_)) = self.keys.remove(&k) {
+                        self.listed -= 1;
+                    }
                 }
             }
         }
         lines
     }
 
-    fn put(&mut self, key: Vec<u8>, value: &[u8], seen: &BTreeSet<Vec<u8>>) -> Option<String> {
-        match wire::instance(&key, value) {
-            Ok(i) => {
-                self.bad.remove(&key);
-                self.instances.insert(key, i);
-                None
-            }
-            Err(why) => {
-                self.instances.remove(&key);
-                let new = !seen.contains(&key);
-                if new {
-                    self.skipped_total += 1;
-                }
-                self.bad.insert(key);
-                new.then_some(why)
-            }
+    /// Stores one key; the line when it newly does not parse.
+    fn put(&mut self, key: Vec<u8>, value: &[u8], was_bad: bool) -> Option<String> {
+        let (entry, line) = match wire::instance(&key, value) {
+            Ok(i) => (Some(i), None),
+            Err(why) => (None, (!was_bad).then_some(why)),
+        };
+        if line.is_some() {
+            self.skipped_total += 1;
         }
+        self.listed += usize::from(entry.is_some());
+        if let Some(Some(_)) = self.keys.insert(key, entry) {
+            self.listed -= 1;
+        }
+        line
     }
 
     /// etcd confirmed the view at `now`.
@@ -134,7 +131,7 @@ impl Cluster {
 
     /// The instances sorted by namespace, component, endpoint and id.
     pub fn sorted(&self) -> Vec<&Instance> {
-        let mut all: Vec<&Instance> = self.instances.values().collect();
+        let mut all: Vec<&Instance> = self.keys.values().flatten().collect();
         all.sort_unstable();
         all
     }
@@ -144,7 +141,7 @@ impl Cluster {
     }
 
     pub fn len(&self) -> usize {
-        self.instances.len()
+        self.listed
     }
 
     pub fn skipped_total(&self) -> u64 {

@@ -14,7 +14,6 @@
 //! lease (etcd back without it, a partition longer than the TTL) is replaced by a new one and
 //! everything is registered again; healthd never exits or changes its local answers over etcd.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,7 +39,7 @@ pub fn spawn(
         state,
         status,
         lease: None,
-        confirmed: BTreeMap::new(),
+        confirmed: Vec::new(),
         next_keepalive: Instant::now(),
         verify: false,
         failing: None,
@@ -58,8 +57,9 @@ struct Registrar {
     lease: Option<u64>,
     /// Endpoints whose keys exist under `lease`, as far as etcd confirmed, with the revision that
     /// created each key (0 when not known): a delete applies only to that key, so a delete that a
-    /// hung member applies late cannot remove the key registered again after it.
-    confirmed: BTreeMap<String, u64>,
+    /// hung member applies late cannot remove the key registered again after it. Sorted by name.
+    /// (A process has a handful of endpoints: plain vectors, which keep the binary smaller.)
+    confirmed: Vec<(String, u64)>,
     next_keepalive: Instant,
     /// A call failed with an unknown outcome: read the lease's keys back before trusting
     /// `confirmed` again.
@@ -71,7 +71,8 @@ struct Registrar {
 
 /// What the local state asks for at one instant.
 struct Wanted {
-    endpoints: BTreeSet<String>,
+    /// Sorted and distinct (the state's order).
+    endpoints: Vec<String>,
     draining: bool,
     /// When liveness may go stale without any state change (the heartbeat deadline).
     stale_at: Option<Instant>,
@@ -139,7 +140,7 @@ impl Registrar {
                 .map(|(n, _)| n.to_string())
                 .collect()
         } else {
-            BTreeSet::new()
+            Vec::new()
         };
         Wanted {
             empty: ok && s.endpoints().next().is_none(),
@@ -150,7 +151,7 @@ impl Registrar {
     }
 
     /// A round, and one more at once when the first found the lease gone.
-    fn reconcile(&mut self, wanted: &BTreeSet<String>) -> Result<(), WireError> {
+    fn reconcile(&mut self, wanted: &[String]) -> Result<(), WireError> {
         for _ in 0..2 {
             if self.round(wanted)? {
                 return Ok(());
@@ -160,7 +161,7 @@ impl Registrar {
     }
 
     /// A lease, its keepalive when due, then the key difference; false when the lease was gone.
-    fn round(&mut self, wanted: &BTreeSet<String>) -> Result<bool, WireError> {
+    fn round(&mut self, wanted: &[String]) -> Result<bool, WireError> {
         let names = self.names.clone();
         let (ns, comp) = (&names.namespace, &names.component);
         let lease = match self.lease {
@@ -174,14 +175,23 @@ impl Registrar {
                     Some(keys) if alive => keys,
                     _ => return Ok(self.lost(id)),
                 };
-                let held: BTreeMap<String, u64> = keys
+                let mut held: Vec<(String, u64)> = keys
                     .iter()
                     .filter_map(|k| wire::endpoint_of(k, ns, comp, id))
-                    .map(|ep| (ep.to_string(), self.confirmed.get(ep).copied().unwrap_or(0)))
+                    .map(|ep| (ep.to_string(), self.created(ep).unwrap_or(0)))
                     .collect();
-                if !held.keys().eq(self.confirmed.keys()) {
-                    let list = |m: &BTreeMap<String, u64>| {
-                        m.keys().cloned().collect::<Vec<_>>().join(", ")
+                held.sort();
+                held.dedup_by(|a, b| a.0 == b.0);
+                if !held
+                    .iter()
+                    .map(|h| &h.0)
+                    .eq(self.confirmed.iter().map(|c| &c.0))
+                {
+                    let list = |m: &[(String, u64)]| {
+                        m.iter()
+                            .map(|(e, _)| e.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     };
                     info!(
                         "etcd: lease {id:x} holds [{}], not [{}] as last written; repairing",
@@ -210,7 +220,7 @@ impl Registrar {
         };
         let missing: Vec<&String> = wanted
             .iter()
-            .filter(|e| !self.confirmed.contains_key(*e))
+            .filter(|e| self.created(e).is_none())
             .collect();
         for ep in missing {
             let key = wire::key(ns, comp, ep, lease);
@@ -225,7 +235,8 @@ impl Registrar {
                         "found"
                     };
                     info!("etcd: {how} {key}");
-                    self.confirmed.insert(ep.clone(), created.unwrap_or(0));
+                    self.confirmed.push((ep.clone(), created.unwrap_or(0)));
+                    self.confirmed.sort();
                 }
                 Err(e) if wire::lease_gone(&e) => return Ok(self.lost(lease)),
                 Err(e) => return Err(e),
@@ -234,7 +245,7 @@ impl Registrar {
         let extra: Vec<(String, u64)> = self
             .confirmed
             .iter()
-            .filter(|(e, _)| !wanted.contains(*e))
+            .filter(|(e, _)| !wanted.contains(e))
             .map(|(e, r)| (e.clone(), *r))
             .collect();
         for (ep, created) in extra {
@@ -244,9 +255,17 @@ impl Registrar {
                 r => self.gw.call("/v3/kv/txn", &wire::delete_created(&key, r))?,
             };
             info!("etcd: deregistered {key}");
-            self.confirmed.remove(&ep);
+            self.confirmed.retain(|(e, _)| *e != ep);
         }
         Ok(true)
+    }
+
+    /// The revision that created `endpoint`'s key, if it is confirmed (0 = not known).
+    fn created(&self, endpoint: &str) -> Option<u64> {
+        self.confirmed
+            .iter()
+            .find(|(e, _)| e == endpoint)
+            .map(|(_, r)| *r)
     }
 
     fn keepalive_done(&mut self) {

@@ -40,10 +40,22 @@ struct Watcher {
 impl Watcher {
     fn run(&mut self) {
         let mut backoff = Backoff::new();
+        let mut said_stale = false;
         loop {
             let e = self.session(&mut backoff);
-            if lock(&self.cluster).broken(e.0.clone()) {
+            let (news, stale) = {
+                let mut c = lock(&self.cluster);
+                (c.broken(e.0.clone()), !c.in_sync(Instant::now()))
+            };
+            if news {
+                said_stale = false;
                 warning!("etcd: the instance list is not in sync ({e}); trying the next member");
+            }
+            if stale && !said_stale {
+                said_stale = true;
+                warning!(
+                    "etcd: the instance list is older than the lease TTL; /health says discovery is unavailable until etcd answers ({e})"
+                );
             }
             self.gw.next_member();
             if !e.0.contains("compacted") {
