@@ -1933,10 +1933,6 @@ fn frontend_with_every_member_down_is_unavailable_and_live() {
 /// A frontend that never reaches etcd says so once in its log (as a worker does), naming the
 /// member: the operator of a mistyped ETCD_ENDPOINTS should not need to curl /health to learn it.
 #[test]
-#[ignore = "beyond the interface's letter (logging is not specified), against the house habit of one \
-            warning line per failure: a frontend that has never been in sync logs nothing at all \
-            (watch.rs logs only when a connected view breaks); a worker logs 'etcd: ...: connection \
-            refused; local health is unaffected, retrying'"]
 fn frontend_that_never_reaches_etcd_says_so_in_its_log() {
     let port = dead_port();
     let h = frontend(&format!("http://127.0.0.1:{port}"));
