@@ -722,6 +722,11 @@ fn worker_survives_trickling_answers() {
 }
 
 #[test]
+fn worker_survives_a_member_without_leader() {
+    worker_survives(Fault::NoLeader, "noleader");
+}
+
+#[test]
 fn worker_survives_resets() {
     worker_survives(Fault::Reset, "reset");
 }
