@@ -187,6 +187,11 @@ fn is_unavailable(body: &str) -> bool {
     body.starts_with(UNAVAILABLE)
 }
 
+/// Open descriptors of a process.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
 /// VmRSS of a process in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -632,6 +637,9 @@ fn same_as_without_etcd(faulty: &mut Healthd, reference: &Healthd, for_at_least:
             "healthd exited\nstderr:\n{}",
             faulty.stderr()
         );
+        // No descriptor piles up: at most the one etcd call in flight (and its stream) more.
+        let (fa, fr) = (fds(faulty.child.id()), fds(reference.child.id()));
+        assert!(fa <= fr + 3, "{fa} descriptors open, {fr} without etcd");
         if Instant::now() >= end {
             return;
         }
@@ -1851,6 +1859,11 @@ fn frontend_outage(fault: Fault) {
     );
     assert_unavailable(&h.get("/health").body);
     wait_metric(&h, "healthd_etcd_connected", "0");
+    let (open, refused) = fake.connections();
+    assert!(
+        open <= 2 && refused == 0,
+        "connections held at the fake: {open}, refused {refused}"
+    );
     assert!(h.child.try_wait().is_ok_and(|s| s.is_none()));
     // The metric agrees with the message: not confirmed for longer than the TTL.
     let age: f64 = metric(&h, "healthd_etcd_sync_age_seconds")
