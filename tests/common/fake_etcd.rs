@@ -2,8 +2,13 @@
 //! one thread per connection (at most `MAX_CONNS` at once), an in-memory key space with leases,
 //! revisions and watches, and fault modes switched at run time. It speaks the shapes of
 //! `shared/spec/discovery.md` section 4 (int64 as strings, keys and values base64, default-valued
-//! fields left out, `OrigName` field names in answers; requests may use either spelling) and
-//! records every request it receives so tests can assert what healthd sent.
+//! fields left out, `OrigName` field names in answers in proto order; requests may use either
+//! spelling; answers over 2048 bytes chunked, as Go's net/http sends them) and records every
+//! request it receives so tests can assert what healthd sent. Calls: lease grant, keepalive (one
+//! shot or a long chunked stream), revoke and timetolive (with keys); kv range (prefix, `limit`
+//! pages with `more`, `count_only`), put, deleterange, txn (compares on version, create, mod,
+//! value, lease); watch (start revision, history, compaction); auth authenticate with tokens.
+//! A call it does not know is named on stderr (shown with a failing test's output).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
