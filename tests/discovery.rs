@@ -2368,7 +2368,8 @@ fn etcd_back_without_its_data() {
     });
 }
 
-/// Keys that stop parsing later (an update by another writer) drop out of the list.
+/// Keys that stop parsing later (an update by another writer) drop out of the list, and come
+/// back when fixed.
 #[test]
 fn frontend_drops_a_key_whose_update_does_not_parse() {
     let fake = FakeEtcd::start();
@@ -2381,4 +2382,14 @@ fn frontend_drops_a_key_whose_update_does_not_parse() {
     poll("counted", || {
         metric(&h, "healthd_etcd_keys_skipped_total").as_deref() == Some("1")
     });
+    // Fixed by its writer: listed again; broken again: dropped again.
+    put_one(&fake, "generate", 0x2b);
+    until_health(&h, &healthy(&[0x2b, ID_A]));
+    fake.put("v1/instances/dynamo/backend/generate/2b", "{}");
+    until_health(&h, &healthy(&[ID_A]));
+    let skipped: u64 = metric(&h, "healthd_etcd_keys_skipped_total")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(skipped >= 1, "a total never goes down");
 }
