@@ -100,9 +100,23 @@ pub struct Kv {
     pub create_revision: i64,
     pub mod_revision: i64,
     pub version: i64,
+    /// The value in base64, encoded once (values can be megabytes).
+    value_b64: String,
 }
 
 impl Kv {
+    fn new(key: &[u8], value: Vec<u8>, lease: i64, create: i64, modified: i64, version: i64) -> Kv {
+        Kv {
+            key: key.to_vec(),
+            value_b64: b64(&value),
+            value,
+            lease,
+            create_revision: create,
+            mod_revision: modified,
+            version,
+        }
+    }
+
     pub fn value_str(&self) -> String {
         String::from_utf8_lossy(&self.value).into_owned()
     }
@@ -461,7 +475,16 @@ impl Obj {
 
     /// A string field (int64 fields are strings too).
     fn s(self, name: &str, value: impl std::fmt::Display) -> Obj {
-        let v = serde_json::to_string(&value.to_string()).unwrap();
+        let v = value.to_string();
+        // Base64 and numbers need no escaping (and can be megabytes long: keep it cheap).
+        let plain = v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=-.".contains(&b));
+        let v = if plain {
+            format!("\"{v}\"")
+        } else {
+            serde_json::to_string(&v).unwrap()
+        };
         self.raw(name, v)
     }
 
@@ -486,7 +509,7 @@ fn kv_json(kv: &Kv) -> String {
         .s("mod_revision", kv.mod_revision)
         .s("version", kv.version);
     if !kv.value.is_empty() {
-        o = o.s("value", b64(&kv.value));
+        o = o.raw("value", format!("\"{}\"", kv.value_b64));
     }
     if kv.lease != 0 {
         o = o.s("lease", kv.lease);
@@ -522,22 +545,15 @@ fn apply(st: &mut Store, ops: Vec<Op>, cut: bool) -> Vec<usize> {
         match op {
             Op::Put(key, value, lease) => {
                 let kv = match st.kvs.get(&key) {
-                    Some(old) => Kv {
-                        key: key.clone(),
+                    Some(old) => Kv::new(
+                        &key,
                         value,
                         lease,
-                        create_revision: old.create_revision,
-                        mod_revision: rev,
-                        version: old.version + 1,
-                    },
-                    None => Kv {
-                        key: key.clone(),
-                        value,
-                        lease,
-                        create_revision: rev,
-                        mod_revision: rev,
-                        version: 1,
-                    },
+                        old.create_revision,
+                        rev,
+                        old.version + 1,
+                    ),
+                    None => Kv::new(&key, value, lease, rev, rev, 1),
                 };
                 events.push((key.clone(), Obj::new().raw("kv", kv_json(&kv)).done()));
                 st.kvs.insert(key, kv);
@@ -1071,16 +1087,7 @@ fn range(st: &Store, req: &Value, fault: Fault) -> String {
         .collect();
     let count_only = flag(req, "count_only");
     if fault == Fault::BadRange && !count_only && !end.is_empty() {
-        let bad = |k: &[u8], v: &[u8]| {
-            kv_json(&Kv {
-                key: k.to_vec(),
-                value: v.to_vec(),
-                lease: 0,
-                create_revision: 1,
-                mod_revision: 1,
-                version: 1,
-            })
-        };
+        let bad = |k: &[u8], v: &[u8]| kv_json(&Kv::new(k, v.to_vec(), 0, 1, 1, 1));
         kvs.insert(0, bad(b"v1/instances/dynamo/backend/generate/", b"{"));
         kvs.push(bad(b"v1/instances/\xff\xfe/x/y/zz", b"\x00\xff not json"));
         kvs.push(bad(
@@ -1482,14 +1489,14 @@ fn watch_stream(s: &Shared, conn: &mut TcpStream, req: &Value) -> io::Result<()>
                 return Ok(());
             }
             Fault::CutWatch => {
-                let kv = kv_json(&Kv {
-                    key: b"v1/instances/dynamo/backend/generate/cut".to_vec(),
-                    value: b"{}".to_vec(),
-                    lease: 0,
-                    create_revision: 1,
-                    mod_revision: 1,
-                    version: 1,
-                });
+                let kv = kv_json(&Kv::new(
+                    b"v1/instances/dynamo/backend/generate/cut",
+                    b"{}".to_vec(),
+                    0,
+                    1,
+                    1,
+                    1,
+                ));
                 let h = header(&lock(s));
                 let e = Obj::new().raw("kv", kv).done();
                 return cut(conn, &events_line(&h, &[e]));
@@ -1512,20 +1519,20 @@ fn watch_stream(s: &Shared, conn: &mut TcpStream, req: &Value) -> io::Result<()>
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 pub fn b64(data: &[u8]) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
         let n = (u32::from(c[0]) << 16)
             | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
             | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize]);
             } else {
-                out.push('=');
+                out.push(b'=');
             }
         }
     }
-    out
+    String::from_utf8(out).unwrap()
 }
 
 pub fn unb64(text: &str) -> Option<Vec<u8>> {
