@@ -1074,10 +1074,6 @@ fn worker_drains_on_time_while_etcd_hangs() {
 /// the worker cannot hold it any more, nor have endpoints registered under it; /metrics says so
 /// before etcd is back to tell it.
 #[test]
-#[ignore = "beyond the interface's letter, against the metric's own HELP (\"1 while this process \
-            holds its etcd lease\"): after an outage longer than the TTL healthd still reports \
-            healthd_etcd_lease_held 1 and healthd_etcd_registered_endpoints 1 (they change only \
-            when etcd answers again)"]
 fn worker_metrics_drop_the_lease_after_an_outage_longer_than_the_ttl() {
     let fake = FakeEtcd::start();
     let tmp = Tmp::new("longout");
@@ -1567,15 +1563,18 @@ fn frontend_lists_the_seeded_instances_exactly_and_counts_skipped_keys() {
         fake.requests_to("/v3/kv/range")
     );
     // Stable: the same answer over more than one confirm period, which is a linearizable
-    // count-only range (never `serializable`).
+    // range (never `serializable`).
     let end = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < end {
         assert_eq!(h.get("/health").body, SEEDED);
         std::thread::sleep(Duration::from_millis(100));
     }
-    let count_only = |b: &Value| field(b, "count_only").and_then(Value::as_bool) == Some(true);
+    // The confirmation: the newest key of the prefix (keys only, one) with the prefix's count.
+    let confirm = |b: &Value| {
+        is_confirmation(b) && field(b, "sort_target").and_then(Value::as_str) == Some("MOD")
+    };
     assert!(
-        sent(&fake, "/v3/kv/range", count_only) >= 1,
+        sent(&fake, "/v3/kv/range", confirm) >= 1,
         "{:?}",
         fake.requests_to("/v3/kv/range")
     );
@@ -1722,11 +1721,15 @@ fn frontend_recovers_from_a_watch_cut_mid_line() {
     until_health(&h, &healthy(&[0x2b, 0x2c]));
 }
 
-/// Ranges that list keys (not the count-only confirmations).
+/// The frontend's confirmation: the prefix's newest key (keys only, one) and its count.
+fn is_confirmation(b: &Value) -> bool {
+    field(b, "keys_only").and_then(Value::as_bool) == Some(true)
+        && field(b, "limit").and_then(Value::as_str) == Some("1")
+}
+
+/// Ranges that list keys (not the confirmations).
 fn full_ranges(fake: &FakeEtcd) -> usize {
-    sent(fake, "/v3/kv/range", |b| {
-        field(b, "count_only").and_then(Value::as_bool) != Some(true)
-    })
+    sent(fake, "/v3/kv/range", |b| !is_confirmation(b))
 }
 
 /// A watch cut right after a change that was then compacted away: resuming from the next revision
@@ -1745,10 +1748,7 @@ fn frontend_recovers_from_a_compacted_revision() {
     );
     until_health(&h, &healthy(&[0x2b, ID_A]));
     assert!(
-        sent(&fake, "/v3/kv/range", |b| !field(b, "count_only")
-            .and_then(Value::as_bool)
-            .unwrap_or(false))
-            > 0
+        sent(&fake, "/v3/kv/range", |b| !is_confirmation(b)) > 0
             && fake.requests_to("/v3/kv/range").len() > ranges,
         "ranged again"
     );
@@ -2162,9 +2162,6 @@ fn worker_restores_a_key_deleted_behind_its_back() {
 /// member answers ranges: the frontend must not show a stale list as in sync for ever; within
 /// a few TTLs it shows the new key (or says the list is unavailable).
 #[test]
-#[ignore = "beyond the interface's letter: the TTL/3 count-only confirmation checks only that the \
-            member answers, not that the watch still delivers; its count (here 2, the list has 1) \
-            is ignored, so a stalled stream shows a stale list as healthy for ever"]
 fn frontend_does_not_trust_a_stalled_watch_for_ever() {
     let fake = FakeEtcd::start();
     put_one(&fake, "generate", ID_A);

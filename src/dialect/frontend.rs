@@ -185,14 +185,17 @@ mod tests {
         let k = wire::key("dynamo", "backend", "generate", id);
         let v = wire::value("dynamo", "backend", "generate", id);
         let other = r#"{"component":"backend","device_type":"cuda","endpoint":"generate","namespace":"dynamo","instance_id":16,"transport":{"tcp":"10.0.0.2:9000/10/generate"}}"#;
-        c.replace(vec![
-            (k.into_bytes(), v.into_bytes()),
-            (
-                b"v1/instances/dynamo/backend/generate/10".to_vec(),
-                other.as_bytes().to_vec(),
-            ),
-            (b"v1/instances/a/b/c/1".to_vec(), b"junk".to_vec()),
-        ]);
+        c.replace(
+            vec![
+                (k.into_bytes(), v.into_bytes()),
+                (
+                    b"v1/instances/dynamo/backend/generate/10".to_vec(),
+                    other.as_bytes().to_vec(),
+                ),
+                (b"v1/instances/a/b/c/1".to_vec(), b"junk".to_vec()),
+            ],
+            3,
+        );
         c.confirm(t0, SystemTime::now());
         b.clear();
         check(
@@ -209,7 +212,7 @@ mod tests {
         b.clear();
         cluster_health(&mut c, t0 + Duration::from_secs(11), &mut b);
         assert!(String::from_utf8_lossy(&b).contains("Discovery unavailable since "));
-        c.replace(vec![]);
+        c.replace(vec![], 4);
         b.clear();
         check(
             cluster_health(&mut c, t0, &mut b),

@@ -127,19 +127,21 @@ fn etcd(views: &Views, now: Instant, out: &mut String) {
     let connected = "1 while etcd answers, else 0.";
     if let Some(r) = &views.registry {
         let r = discovery::lock(r).clone();
+        // Past the lease's expiry nothing the registrar last heard can be trusted.
+        let held = r.held(now);
         gauge(
             out,
             "healthd_etcd_connected",
             connected,
             "gauge",
-            &u8::from(r.connected),
+            &u8::from(r.connected && held),
         );
         gauge(
             out,
             "healthd_etcd_lease_held",
             "1 while this process holds its etcd lease.",
             "gauge",
-            &u8::from(r.lease.is_some()),
+            &u8::from(held),
         );
         gauge(
             out,
@@ -153,7 +155,7 @@ fn etcd(views: &Views, now: Instant, out: &mut String) {
             "healthd_etcd_registered_endpoints",
             "Endpoints registered in etcd under the current lease.",
             "gauge",
-            &r.registered,
+            &if held { r.registered } else { 0 },
         );
     }
     if let Some(c) = &views.cluster {

@@ -19,6 +19,8 @@ pub struct Cluster {
     keys: BTreeMap<Vec<u8>, Option<Instance>>,
     /// How many of `keys` are instances.
     listed: usize,
+    /// Every change up to this revision is in `keys` (the range's revision, then the events').
+    seen: u64,
     skipped_total: u64,
     /// The view is believed for this long after a confirmation (the lease TTL).
     ttl: Duration,
@@ -39,6 +41,7 @@ impl Cluster {
         Cluster {
             keys: BTreeMap::new(),
             listed: 0,
+            seen: 0,
             skipped_total: 0,
             ttl,
             confirmed: None,
@@ -49,9 +52,10 @@ impl Cluster {
         }
     }
 
-    /// Replaces the list with a full range; returns one line per newly skipped key.
-    pub fn replace(&mut self, kvs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
+    /// Replaces the list with a full range at `revision`; returns one line per newly skipped key.
+    pub fn replace(&mut self, kvs: Vec<(Vec<u8>, Vec<u8>)>, revision: u64) -> Vec<String> {
         let before = std::mem::take(&mut self.keys);
+        self.seen = revision;
         self.listed = 0;
         self.rendered = None;
         let mut lines = Vec::new();
@@ -62,9 +66,11 @@ impl Cluster {
         lines
     }
 
-    /// Applies watch events in order; returns one line per newly skipped key.
-    pub fn apply(&mut self, events: Vec<Event>) -> Vec<String> {
+    /// Applies watch events in order (`latest`: their highest revision); returns one line per
+    /// newly skipped key.
+    pub fn apply(&mut self, events: Vec<Event>, latest: u64) -> Vec<String> {
         self.rendered = None;
+        self.seen = self.seen.max(latest);
         let mut lines = Vec::new();
         for (k, v) in events {
             match v {
@@ -96,6 +102,12 @@ impl Cluster {
             self.listed -= 1;
         }
         line
+    }
+
+    /// Whether etcd's own count of the prefix and its newest change (`latest`, a `mod_revision`)
+    /// agree with the list: a watch that stopped delivering shows up here.
+    pub fn agrees(&self, count: u64, latest: u64) -> bool {
+        count == self.keys.len() as u64 && latest <= self.seen
     }
 
     /// etcd confirmed the view at `now`.
@@ -172,11 +184,11 @@ mod tests {
         let mut c = Cluster::new(Duration::from_secs(10), SystemTime::UNIX_EPOCH);
         assert!(!c.in_sync(t0));
         let bad = (b"v1/instances/x".to_vec(), b"{}".to_vec());
-        let lines = c.replace(vec![
-            kv("generate", 0x100),
-            kv("generate", 0xff),
-            bad.clone(),
-        ]);
+        let lines = c.replace(
+            vec![kv("generate", 0x100), kv("generate", 0xff), bad.clone()],
+            7,
+        );
+        assert!(c.agrees(3, 7) && !c.agrees(2, 7) && !c.agrees(3, 8));
         assert_eq!(lines.len(), 1);
         c.confirm(t0, SystemTime::UNIX_EPOCH);
         assert!(c.in_sync(t0 + Duration::from_secs(10)));
@@ -185,18 +197,22 @@ mod tests {
         assert_eq!(ids, vec![0xff, 0x100]);
         // The same bad key again is not news; a new one is.
         assert!(
-            c.apply(vec![(bad.0.clone(), Some(bad.1.clone()))])
+            c.apply(vec![(bad.0.clone(), Some(bad.1.clone()))], 8)
                 .is_empty()
         );
         assert_eq!(c.skipped_total(), 1);
         let (k, _) = kv("clear", 1);
-        assert_eq!(c.apply(vec![(k.clone(), Some(b"nope".to_vec()))]).len(), 1);
+        assert_eq!(
+            c.apply(vec![(k.clone(), Some(b"nope".to_vec()))], 9).len(),
+            1
+        );
         assert_eq!((c.len(), c.skipped_total()), (2, 2));
         // A fixed value replaces the bad one; deletes remove.
         let (k2, v2) = kv("clear", 1);
-        assert!(c.apply(vec![(k2, Some(v2))]).is_empty());
+        assert!(c.apply(vec![(k2, Some(v2))], 10).is_empty());
         assert_eq!(c.len(), 3);
-        c.apply(vec![(k, None), (kv("generate", 0xff).0, None)]);
+        c.apply(vec![(k, None), (kv("generate", 0xff).0, None)], 11);
+        assert!(c.agrees(2, 11));
         assert_eq!(c.len(), 1);
         assert!(c.broken("etcd down".into()));
         assert!(!c.broken("still down".into()));

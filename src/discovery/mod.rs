@@ -26,9 +26,19 @@ pub struct Registry {
     pub connected: bool,
     /// The lease (= this process's instance id) while it is held.
     pub lease: Option<u64>,
+    /// When the lease runs out unless etcd hears from this process again (the last keepalive
+    /// plus the TTL): past it the lease counts as lost, whatever the registrar last heard.
+    pub expires: Option<Instant>,
     pub grants: u64,
     /// Endpoints whose keys etcd confirmed under the current lease.
     pub registered: usize,
+}
+
+impl Registry {
+    /// Whether the lease is held at `now` (granted or kept alive within its TTL).
+    pub fn held(&self, now: Instant) -> bool {
+        self.lease.is_some() && self.expires.is_some_and(|e| now < e)
+    }
 }
 
 /// The discovery values the routes render: set in the role that uses them.

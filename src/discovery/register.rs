@@ -302,6 +302,10 @@ impl Registrar {
         let mut s = lock(&self.status);
         s.connected = self.failing.is_none() && self.lease.is_some();
         s.lease = self.lease;
+        // The last keepalive was TTL/3 before the next one is due.
+        s.expires = self
+            .lease
+            .map(|_| self.next_keepalive + Duration::from_millis(u64::from(self.ttl) * 2000 / 3));
         s.registered = self.confirmed.len();
     }
 }

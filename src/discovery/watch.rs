@@ -2,9 +2,10 @@
 //! then watch from the next revision, publishing into the shared [`Cluster`] that `/health`
 //! renders; `/health` itself never waits on etcd.
 //!
-//! There is no polling of the list. While the stream is quiet, every TTL/3 one linearizable
-//! count-only range on the watched member confirms that the member still serves with a quorum (a
-//! hung or partitioned member fails it within the 1 s deadline). A broken stream or a failed
+//! There is no polling of the list. While the stream is quiet, every TTL/3 one small linearizable
+//! range on the watched member (the prefix's count and its newest key) confirms that the member
+//! still serves with a quorum (a hung or partitioned member fails it within the 1 s deadline) and
+//! that the list agrees with etcd (a watch that stopped delivering is caught and ranged again). A broken stream or a failed
 //! confirmation moves on to the next member, ranges again and resumes; a compacted revision
 //! ranges again. A view that etcd has not confirmed for longer than the TTL is not shown.
 
@@ -20,6 +21,8 @@ use crate::log::{info, warning};
 
 /// Keys per range page: bounds one answer (and the memory to read it) at any cluster size.
 const PAGE: u32 = 500;
+/// How soon a confirmation that disagreed with the list is repeated.
+const SECOND_LOOK: Duration = Duration::from_millis(200);
 
 /// Starts the watcher thread.
 pub fn spawn(etcd: &Etcd, cluster: Arc<Mutex<Cluster>>) -> std::io::Result<()> {
@@ -82,19 +85,38 @@ impl Watcher {
             Err(e) => return e,
         };
         let mut check_at = Instant::now() + self.check_every;
+        let mut suspect = false;
         loop {
             let line = match stream.next_line(check_at) {
                 Ok(l) => l,
                 Err(e) => return e,
             };
             let Some(line) = line else {
-                // Quiet for a while: confirm that the watched member still serves.
-                let body = wire::range(wire::PREFIX.as_bytes(), 0, 0, true);
-                if let Err(e) = self.gw.call_here("/v3/kv/range", &body) {
-                    return e;
+                // Quiet for a while: confirm that the watched member still serves, and that the
+                // list agrees with etcd's count and newest change. A disagreement gets one quick
+                // second look (an event may be on its way), then the list is ranged again.
+                let newest = self
+                    .gw
+                    .call_here("/v3/kv/range", &wire::newest())
+                    .and_then(|doc| wire::range_answer(&doc));
+                let newest = match newest {
+                    Ok(n) => n,
+                    Err(e) => return e,
+                };
+                let agrees = lock(&self.cluster).agrees(newest.count, newest.latest);
+                if agrees {
+                    lock(&self.cluster).confirm(Instant::now(), SystemTime::now());
+                    suspect = false;
+                    check_at = Instant::now() + self.check_every;
+                } else if !suspect {
+                    suspect = true;
+                    check_at = Instant::now() + SECOND_LOOK;
+                } else {
+                    return WireError(format!(
+                        "the watch fell behind: etcd holds {} keys up to revision {}; ranging again",
+                        newest.count, newest.latest
+                    ));
                 }
-                lock(&self.cluster).confirm(Instant::now(), SystemTime::now());
-                check_at = Instant::now() + self.check_every;
                 continue;
             };
             let events = match wire::watched(&line) {
@@ -111,7 +133,7 @@ impl Watcher {
                     c.confirm(Instant::now(), SystemTime::now());
                     continue;
                 }
-                Ok(Watched::Events { events, .. }) => events,
+                Ok(Watched::Events { events, latest, .. }) => (events, latest),
                 Ok(Watched::Compacted) => {
                     return WireError("the watch revision was compacted; ranging again".into());
                 }
@@ -120,7 +142,7 @@ impl Watcher {
             };
             let skipped = {
                 let mut c = lock(&self.cluster);
-                let skipped = c.apply(events);
+                let skipped = c.apply(events.0, events.1);
                 c.confirm(Instant::now(), SystemTime::now());
                 skipped
             };
@@ -134,7 +156,7 @@ impl Watcher {
         let mut from = wire::PREFIX.as_bytes().to_vec();
         let mut revision = 0;
         loop {
-            let body = wire::range(&from, revision, PAGE, false);
+            let body = wire::range(&from, revision, PAGE);
             let page = wire::range_answer(&self.gw.call("/v3/kv/range", &body)?)?;
             if revision == 0 {
                 revision = page.revision;
@@ -150,7 +172,7 @@ impl Watcher {
                 break;
             }
         }
-        let skipped = lock(&self.cluster).replace(kvs);
+        let skipped = lock(&self.cluster).replace(kvs, revision);
         log_skipped(&skipped);
         Ok(revision)
     }

@@ -67,10 +67,8 @@ pub fn delete(key: &str) -> String {
 }
 
 /// One page of a range over Dynamo's whole instances prefix (all namespaces): keys from `from`
-/// (the prefix itself for the first page) at `revision` (0 = the newest), at most `limit` of them;
-/// `count_only` asks only for the count and the revision (the frontend's cheap, linearizable
-/// confirmation).
-pub fn range(from: &[u8], revision: u64, limit: u32, count_only: bool) -> String {
+/// (the prefix itself for the first page) at `revision` (0 = the newest), at most `limit` of them.
+pub fn range(from: &[u8], revision: u64, limit: u32) -> String {
     let mut out = format!(
         "{{\"key\":\"{}\",\"range_end\":\"{}\"",
         base64(from),
@@ -82,11 +80,18 @@ pub fn range(from: &[u8], revision: u64, limit: u32, count_only: bool) -> String
     if limit > 0 {
         out.push_str(&format!(",\"limit\":\"{limit}\""));
     }
-    if count_only {
-        out.push_str(",\"count_only\":true");
-    }
     out.push('}');
     out
+}
+
+/// The frontend's confirmation: how many keys the prefix holds and the most recently modified one
+/// (keys only), read linearizably; the watched list must agree with both.
+pub fn newest() -> String {
+    format!(
+        "{{\"key\":\"{}\",\"range_end\":\"{}\",\"limit\":\"1\",\"sort_order\":\"DESCEND\",\"sort_target\":\"MOD\",\"keys_only\":true}}",
+        base64(PREFIX.as_bytes()),
+        base64(PREFIX_END.as_bytes()),
+    )
 }
 
 /// A watch on the prefix from `revision` on.
@@ -295,19 +300,32 @@ pub fn succeeded(doc: &Json) -> bool {
 /// A range: its revision and every `(key, value)` it holds, or its count when asked for one.
 pub struct Range {
     pub revision: u64,
+    /// How many keys match (all of them, also when `limit` cut the list).
+    pub count: u64,
+    /// The highest `mod_revision` among the keys returned.
+    pub latest: u64,
     pub kvs: Vec<(Vec<u8>, Vec<u8>)>,
     /// More keys follow the last one (a page of a limited range).
     pub more: bool,
 }
 
 pub fn range_answer(doc: &Json) -> Result<Range, WireError> {
+    let mut latest = 0;
     let kvs = match doc.get("kvs") {
         None => Vec::new(),
-        Some(Json::Array(items)) => items.iter().map(kv).collect::<Result<_, _>>()?,
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|i| {
+                latest = latest.max(int(i, "mod_revision")?);
+                kv(i)
+            })
+            .collect::<Result<_, _>>()?,
         Some(_) => return Err(bad("\"kvs\" is not a list")),
     };
     Ok(Range {
         revision: revision(doc)?,
+        count: int(doc, "count")?,
+        latest,
         kvs,
         more: doc.get("more") == Some(&Json::Bool(true)),
     })
@@ -331,7 +349,12 @@ pub enum Watched {
     /// The watch is established.
     Created,
     /// Events, in order, up to `revision`.
-    Events { revision: u64, events: Vec<Event> },
+    /// `latest`: the highest `mod_revision` among the events' keys.
+    Events {
+        revision: u64,
+        latest: u64,
+        events: Vec<Event>,
+    },
     /// The start revision was compacted away: range again.
     Compacted,
     /// etcd ended the watch (canceled, or an error in the stream).
@@ -354,12 +377,14 @@ pub fn watched(line: &[u8]) -> Result<Watched, WireError> {
         return Ok(Watched::Ended(format!("etcd ended the watch: {why}")));
     }
     let mut events = Vec::new();
+    let mut latest = 0;
     if let Some(list) = result.get("events") {
         let Json::Array(list) = list else {
             return Err(bad("\"events\" is not a list"));
         };
         for e in list {
             let item = e.get("kv").ok_or_else(|| bad("an event without \"kv\""))?;
+            latest = latest.max(int(item, "mod_revision")?);
             let (key, value) = kv(item)?;
             let put = match e.get("type").and_then(Json::as_str) {
                 None | Some("PUT") => true,
@@ -374,6 +399,7 @@ pub fn watched(line: &[u8]) -> Result<Watched, WireError> {
     }
     Ok(Watched::Events {
         revision: revision(result)?,
+        latest,
         events,
     })
 }
@@ -521,12 +547,12 @@ mod tests {
         assert_eq!(grant(10), r#"{"TTL":10}"#);
         assert_eq!(lease(5), r#"{"ID":"5"}"#);
         assert_eq!(
-            range(PREFIX.as_bytes(), 0, 0, false),
+            range(PREFIX.as_bytes(), 0, 0),
             r#"{"key":"djEvaW5zdGFuY2VzLw==","range_end":"djEvaW5zdGFuY2VzMA=="}"#
         );
         assert_eq!(
-            range(b"k", 9, 500, true),
-            r#"{"key":"aw==","range_end":"djEvaW5zdGFuY2VzMA==","revision":"9","limit":"500","count_only":true}"#
+            range(b"k", 9, 500),
+            r#"{"key":"aw==","range_end":"djEvaW5zdGFuY2VzMA==","revision":"9","limit":"500"}"#
         );
         assert_eq!(
             create("k", "v", 7),
@@ -579,6 +605,7 @@ mod tests {
             watched(br#"{"result":{"header":{"revision":"4"},"events":[{"kv":{"key":"aw==","value":"dg=="}},{"type":"DELETE","kv":{"key":"aw=="}}]}}"#).unwrap(),
             Watched::Events {
                 revision: 4,
+                latest: 0,
                 events: vec![(b"k".to_vec(), Some(b"v".to_vec())), (b"k".to_vec(), None)]
             }
         );
