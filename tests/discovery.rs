@@ -2175,6 +2175,30 @@ fn frontend_does_not_trust_a_stalled_watch_for_ever() {
     });
 }
 
+/// The same with an update of a key that exists (the count does not change, the newest
+/// modification revision does).
+#[test]
+fn frontend_does_not_trust_a_stalled_watch_that_missed_an_update() {
+    let fake = FakeEtcd::start();
+    put_one(&fake, "generate", ID_A);
+    put_one(&fake, "generate", 0x2b);
+    let h = frontend(&fake.url());
+    until_health(&h, &healthy(&[0x2b, ID_A]));
+    fake.set_fault(Fault::StallWatch);
+    fake.put(
+        "v1/instances/dynamo/backend/generate/2b",
+        r#"{"type":"Endpoint","component":"backend","endpoint":"generate","namespace":"dynamo","instance_id":43,"transport":{"nats_tcp":"moved"}}"#,
+    );
+    let moved = format!(
+        r#"{{"endpoints":["dyn://dynamo.backend.generate"],"instances":[{{"component":"backend","endpoint":"generate","instance_id":43,"namespace":"dynamo","transport":{{"nats_tcp":"moved"}}}},{}],"status":"healthy"}}"#,
+        one("generate", ID_A)
+    );
+    poll("the update or unavailable", || {
+        let body = h.get("/health").body;
+        body == moved || is_unavailable(&body)
+    });
+}
+
 #[test]
 fn frontend_fails_over_from_a_hung_first_member() {
     let hung = FakeEtcd::start();

@@ -1079,11 +1079,63 @@ fn lease_not_found() -> (u16, String) {
 fn range(st: &Store, req: &Value, fault: Fault) -> String {
     let key = bytes(req, "key").unwrap_or_default();
     let end = bytes(req, "range_end").unwrap_or_default();
-    let mut kvs: Vec<String> = st
+    let mut found: Vec<&Kv> = st
         .kvs
         .values()
         .filter(|kv| in_range(&kv.key, &key, &end))
-        .map(kv_json)
+        .collect();
+    // etcd sorts the whole range, then applies the limit; a target other than KEY with order
+    // NONE means ASCEND.
+    let target = match field(req, "sort_target") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Number(n)) => ["KEY", "VERSION", "CREATE", "MOD", "VALUE"]
+            .get(n.as_u64().unwrap_or(0) as usize)
+            .unwrap_or(&"KEY")
+            .to_string(),
+        _ => "KEY".to_string(),
+    };
+    let order = match field(req, "sort_order") {
+        Some(Value::String(o)) => o.clone(),
+        Some(Value::Number(n)) => ["NONE", "ASCEND", "DESCEND"]
+            .get(n.as_u64().unwrap_or(0) as usize)
+            .unwrap_or(&"NONE")
+            .to_string(),
+        _ => "NONE".to_string(),
+    };
+    let order = if order == "NONE" && target != "KEY" {
+        "ASCEND".to_string()
+    } else {
+        order
+    };
+    if order != "NONE" {
+        found.sort_by(|a, b| match target.as_str() {
+            "VERSION" => a.version.cmp(&b.version),
+            "CREATE" => a.create_revision.cmp(&b.create_revision),
+            "MOD" => a.mod_revision.cmp(&b.mod_revision),
+            "VALUE" => a.value.cmp(&b.value),
+            _ => a.key.cmp(&b.key),
+        });
+        if order == "DESCEND" {
+            found.reverse();
+        }
+    }
+    let keys_only = flag(req, "keys_only");
+    let mut kvs: Vec<String> = found
+        .into_iter()
+        .map(|kv| {
+            if keys_only {
+                kv_json(&Kv::new(
+                    &kv.key,
+                    Vec::new(),
+                    kv.lease,
+                    kv.create_revision,
+                    kv.mod_revision,
+                    kv.version,
+                ))
+            } else {
+                kv_json(kv)
+            }
+        })
         .collect();
     let count_only = flag(req, "count_only");
     if fault == Fault::BadRange && !count_only && !end.is_empty() {
@@ -1628,6 +1680,29 @@ fn fake_speaks_the_gateway() {
     let (_, r) = post(a, "/v3/kv/range", prefix);
     let v: Value = serde_json::from_str(&r).unwrap_or_else(|e| panic!("{e}: {r}"));
     assert_eq!(v["count"].as_str(), Some("41"));
+    // The newest key alone (the frontend's confirmation): sorted by MOD, descending, keys only.
+    fake.put("v1/instances/long/10", "newer");
+    let (_, r) = post(
+        a,
+        "/v3/kv/range",
+        r#"{"key":"djEvaW5zdGFuY2VzLw==","range_end":"djEvaW5zdGFuY2VzMA==","limit":"1","sort_order":"DESCEND","sort_target":"MOD","keys_only":true}"#,
+    );
+    let v: Value = serde_json::from_str(&r).unwrap();
+    assert_eq!(
+        (
+            v["kvs"][0]["key"].as_str(),
+            v["kvs"][0].get("value"),
+            v["more"].as_bool(),
+            v["count"].as_str()
+        ),
+        (
+            Some(b64(b"v1/instances/long/10").as_str()),
+            None,
+            Some(true),
+            Some("41")
+        ),
+        "{r}"
+    );
     fake.delete_prefix("v1/instances/long/");
     let (_, r) = post(a, "/v3/kv/range", prefix);
     let v: Value = serde_json::from_str(&r).unwrap();
