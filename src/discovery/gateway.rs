@@ -21,6 +21,8 @@ pub const DEADLINE: Duration = Duration::from_secs(1);
 /// The largest answer or watch line read; anything bigger is refused (a lying etcd cannot make
 /// healthd allocate more). Ranges are read in pages well below this.
 const MAX_BODY: usize = 4 << 20;
+/// How an answer over [`MAX_BODY`] is refused (the watcher then asks for smaller pages).
+pub const TOO_LARGE: &str = "the answer is too large";
 /// Response heads larger than this are refused.
 const MAX_HEAD: usize = 16 << 10;
 
@@ -287,7 +289,7 @@ impl Conn {
                         }
                     }
                     if self.length.is_some_and(|l| l > MAX_BODY) {
-                        return Err(invalid("the answer is too large"));
+                        return Err(invalid(TOO_LARGE));
                     }
                     self.pos = n;
                     return Ok(());
@@ -364,12 +366,14 @@ impl Conn {
             if data.is_empty() {
                 return Ok(out);
             }
+            let seen = out.len();
             out.extend_from_slice(&data);
             if out.len() > MAX_BODY {
-                return Err(invalid("the answer is too large"));
+                return Err(invalid(TOO_LARGE));
             }
-            if let Some(i) = out.iter().position(|b| *b == b'\n').filter(|_| first_line) {
-                out.truncate(i);
+            // Only the new bytes are looked at: a large answer is read in linear time.
+            if first_line && let Some(i) = out[seen..].iter().position(|b| *b == b'\n') {
+                out.truncate(seen + i);
                 return Ok(out);
             }
         }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::cluster::Cluster;
-use super::gateway::Gateway;
+use super::gateway::{self, Gateway};
 use super::wire::{self, Watched, WireError};
 use super::{Backoff, lock};
 use crate::config::Etcd;
@@ -150,24 +150,32 @@ impl Watcher {
         }
     }
 
-    /// The whole prefix, page by page at one revision; publishes it and returns the revision.
+    /// The whole prefix, page by page at one revision; publishes it and returns the revision. A
+    /// page too large to read (big values) is asked for again with half as many keys, down to one.
     fn range(&mut self) -> Result<u64, WireError> {
         let mut kvs = Vec::new();
         let mut from = wire::PREFIX.as_bytes().to_vec();
         let mut revision = 0;
+        let mut page = PAGE;
         loop {
-            let body = wire::range(&from, revision, PAGE);
-            let page = wire::range_answer(&self.gw.call("/v3/kv/range", &body)?)?;
+            let body = wire::range(&from, revision, page);
+            let answer = match self.gw.call("/v3/kv/range", &body) {
+                Err(e) if e.0.contains(gateway::TOO_LARGE) && page > 1 => {
+                    page /= 2;
+                    continue;
+                }
+                other => wire::range_answer(&other?)?,
+            };
             if revision == 0 {
-                revision = page.revision;
+                revision = answer.revision;
             }
-            let more = page.more;
-            if let Some((last, _)) = page.kvs.last() {
+            let more = answer.more;
+            if let Some((last, _)) = answer.kvs.last() {
                 from = last.clone();
                 from.push(0);
             }
-            let empty = page.kvs.is_empty();
-            kvs.extend(page.kvs);
+            let empty = answer.kvs.is_empty();
+            kvs.extend(answer.kvs);
             if !more || empty {
                 break;
             }
