@@ -307,7 +307,8 @@ impl Raw {
     ) -> Result<Raw, ConfigError> {
         let mut raw = BTreeMap::new();
         for s in SETTINGS {
-            if let Some(v) = env.get(s.var).filter(|v| !v.is_empty()) {
+            // Empty, or only spaces (which are trimmed): unset, as the README promises.
+            if let Some(v) = env.get(s.var).filter(|v| !v.trim().is_empty()) {
                 raw.insert(s.var, (s.var.to_string(), v.clone()));
             }
         }
@@ -319,7 +320,7 @@ impl Raw {
                     "unknown flag; see healthd --help",
                 ));
             };
-            if value.is_empty() {
+            if value.trim().is_empty() {
                 raw.remove(s.var);
             } else {
                 raw.insert(s.var, (flag.clone(), value.clone()));
@@ -399,6 +400,17 @@ mod tests {
         load(&env(pairs), &[])
             .map(|l| l.config)
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn blank_values_are_unset() {
+        assert_eq!(check(&[("DYN_SYSTEM_PORT", "   ")]), check(&[]));
+        assert_eq!(check(&[("ETCD_ENDPOINTS", " \t ")]), check(&[]));
+        let flags = [("--port".to_string(), "  ".to_string())];
+        assert_eq!(
+            load(&env(&[("DYN_SYSTEM_PORT", "9000")]), &flags).map(|l| l.config),
+            load(&env(&[]), &[]).map(|l| l.config)
+        );
     }
 
     #[test]
