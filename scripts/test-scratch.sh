@@ -399,27 +399,10 @@ ok "no runtime files: healthd named only $(printf '%s\n' "$paths" | awk 'NF { pr
 # the hosts file holds another. A worker registers through etcd-0.etcd (resolv.conf: search list
 # with ndots:5, as in a pod), and a frontend lists through etcd-hosts (the hosts file).
 
-if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
-  say "installing etcd-server etcd-client"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null ||
-    fail "cannot install etcd-server and etcd-client (Debian's packages) for the names check"
-fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-etcd_port=$(free_port)
-peer_port=$(free_port)
-etcd --name scratch --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
-  --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" --initial-cluster "scratch=http://127.0.0.1:$peer_port" \
-  >"$work/etcd.log" 2>&1 &
-extra_pids+=("$!")
-disown # killed by cleanup; no job report
-export ETCDCTL_API=3
-etcdctl_() { etcdctl --endpoints "http://127.0.0.1:$etcd_port" "$@"; }
-deadline=$(($(now_ms) + 20000))
-until etcdctl_ endpoint health >/dev/null 2>&1; do
-  [ "$(now_ms)" -lt "$deadline" ] || fail "etcd did not become healthy within 20s: $(tail -n 5 "$work/etcd.log")"
-  sleep 0.1
-done
+. scripts/lib/etcd.sh
+etcd_start "$work/etcd" 2>"$work/etcd-start.err" || fail "no etcd for the names check: $(cat "$work/etcd-start.err")"
+extra_pids+=("$ETCD_PID")
+etcd_port=$ETCD_PORT
 
 dns_addr=127.53.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)) # a loopback address of its own, port 53
 python3 scripts/dns-server.py --addr "$dns_addr" --port 53 --record etcd-0.etcd.default.svc.cluster.local=127.0.0.1 \

@@ -137,24 +137,17 @@ fn delete_recreate_and_a_directory_that_appears_later() {
     until_status(&h, 200);
     // And the watcher rests once its directory is back (it once chased its own stale events,
     // spinning a core): well under a tenth of the CPU over a second.
-    let busy = cpu_ticks(h.child.id());
+    let busy = common::cpu_ticks(h.child.id());
     let t0 = std::time::Instant::now();
     while t0.elapsed() < std::time::Duration::from_secs(1) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let used = cpu_ticks(h.child.id()) - busy;
+    let used = common::cpu_ticks(h.child.id()) - busy;
     assert!(
         used < 10,
         "healthd used {used} clock ticks in 1 s while idle, watching {}",
         s(&f)
     );
-}
-
-/// User plus system CPU time of a process, in clock ticks (1/100 s).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 #[test]

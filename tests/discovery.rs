@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Healthd, mask_uptime, poll, run};
+use common::{Healthd, fds, mask_uptime, poll, rss_kib, run};
 use fake_etcd::{FakeEtcd, Fault, LEASE_IDS, b64};
 use serde_json::Value;
 
@@ -185,22 +185,6 @@ fn assert_unavailable(body: &str) {
 
 fn is_unavailable(body: &str) -> bool {
     body.starts_with(UNAVAILABLE)
-}
-
-/// Open descriptors of a process.
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-/// VmRSS of a process in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1097,7 +1081,9 @@ fn worker_metrics_drop_the_lease_after_an_outage_longer_than_the_ttl() {
         at.elapsed() >= Duration::from_secs(1),
         "not before the lease could expire"
     );
-    assert!(fake.leases().is_empty(), "the fake expired it too");
+    // A keepalive that reached the silent fake may have renewed it there just before: the
+    // fake's own expiry follows within a TTL.
+    poll("the fake expired it too", || fake.leases().is_empty());
 }
 
 /// etcd silent for less than the TTL: the worker keeps its lease and its key.

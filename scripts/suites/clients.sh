@@ -6,24 +6,9 @@
 # unexpected outcome.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+SUITE=clients
+. scripts/lib/suite.sh
 . scripts/lib/venv.sh
-
-WORK=$(mktemp -d)
-PIDS=()
-
-say() { printf 'clients: %s\n' "$*"; }
-fail() {
-  printf 'clients: FAILED: %s\n' "$*" >&2
-  for f in "$WORK"/*.log; do
-    [ -e "$f" ] && printf -- '--- %s ---\n%s\n' "$f" "$(cat "$f")" >&2
-  done
-  exit 1
-}
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 # --- tools -------------------------------------------------------------------------------------
 missing=()
@@ -32,12 +17,7 @@ wget --version 2>/dev/null | grep -q 'GNU Wget' || missing+=(wget)
 command -v busybox >/dev/null || missing+=(busybox)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing ${missing[*]} with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || fail "apt-get update failed"
-  apt-get install -y -qq "${missing[@]}" >/dev/null || fail "apt-get install ${missing[*]} failed"
-fi
+apt_install "${missing[@]}"
 
 # --- the Python clients, pinned (scripts/lib/venv.sh) --------------------------------------------
 test_venv clients || fail "could not make the test venv $VENV"

@@ -11,37 +11,18 @@
 # .venv-clients/bin/redbot -o har http://127.0.0.1:PORT/PATH
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+SUITE=redbot
+. scripts/lib/suite.sh
 . scripts/lib/venv.sh
 
-WORK=$(mktemp -d)
-PIDS=()
 JOBS=${REDBOT_JOBS:-4}
-
-say() { printf 'redbot: %s\n' "$*"; }
-fail() {
-  printf 'redbot: FAILED: %s\n' "$*" >&2
-  for f in "$WORK"/*.log; do
-    [ -e "$f" ] && printf -- '--- %s ---\n%s\n' "$f" "$(cat "$f")" >&2
-  done
-  exit 1
-}
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 # --- tools -------------------------------------------------------------------------------------
 missing=()
 command -v python3 >/dev/null || missing+=(python3)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 command -v curl >/dev/null || missing+=(curl)
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing ${missing[*]} with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || fail "apt-get update failed"
-  apt-get install -y -qq "${missing[@]}" >/dev/null || fail "apt-get install ${missing[*]} failed"
-fi
+apt_install "${missing[@]}"
 test_venv redbot || fail "could not make the test venv $VENV"
 REDBOT="$VENV/bin/redbot"
 
@@ -108,26 +89,9 @@ start frontend-instances "${FRONTEND[@]}"
 
 # The cluster view (issue 13): a frontend listing from a real etcd (a key written as Dynamo writes
 # it), and one whose etcd never answers ("Discovery unavailable since ...").
-if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-  say "installing etcd-server etcd-client with apt-get"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null ||
-    fail "apt-get install etcd-server etcd-client failed"
-fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ETCD_PORT=$(free_port)
-PEER_PORT=$(free_port)
-etcd --name redbot --data-dir "$WORK/etcd" --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
-  --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" --listen-peer-urls "http://127.0.0.1:$PEER_PORT" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" \
-  --initial-cluster "redbot=http://127.0.0.1:$PEER_PORT" >"$WORK/etcd.log" 2>&1 &
-PIDS+=("$!")
-disown "$!"
-etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$ETCD_PORT" "$@"; }
-deadline=$((SECONDS + 20))
-until etcdctl_ endpoint health >/dev/null 2>&1; do
-  [ $SECONDS -lt $deadline ] || fail "etcd did not start: $(tail -n 3 "$WORK/etcd.log")"
-  sleep 0.1
-done
+. scripts/lib/etcd.sh
+etcd_start "$WORK/etcd" 2>"$WORK/etcd-start.log" || fail "no etcd: $(cat "$WORK/etcd-start.log")"
+PIDS+=("$ETCD_PID")
 etcdctl_ put v1/instances/dynamo/backend/generate/694d98147d54be25 \
   '{"type":"Endpoint","component":"backend","endpoint":"generate","namespace":"dynamo","instance_id":7587888160958627365,"transport":{"nats_tcp":"dynamo_backend.generate-694d98147d54be25"}}' >/dev/null ||
   fail "etcdctl put failed"

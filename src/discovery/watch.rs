@@ -103,9 +103,15 @@ impl Watcher {
                     Ok(n) => n,
                     Err(e) => return e,
                 };
-                let agrees = lock(&self.cluster).agrees(newest.count, newest.latest);
+                let agrees = {
+                    let mut c = lock(&self.cluster);
+                    let agrees = c.agrees(newest.count, newest.latest);
+                    if agrees {
+                        c.confirm(Instant::now(), SystemTime::now());
+                    }
+                    agrees
+                };
                 if agrees {
-                    lock(&self.cluster).confirm(Instant::now(), SystemTime::now());
                     suspect = false;
                     check_at = Instant::now() + self.check_every;
                 } else if !suspect {
